@@ -1,0 +1,123 @@
+"""`python -m bot` (or `companion`): run the bot, migrate, check and preview the prompts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.config import Settings, SettingsError, ToolSettings, load_settings
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level, stream=sys.stderr
+    )
+    # httpx logs every request URL at INFO, and Bot API URLs contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def run() -> int:
+    settings = load_settings(Settings)
+    configure_logging(settings.log_level)
+    from bot.app import build_application, build_companion
+
+    app = build_application(build_companion(settings))
+    logging.getLogger(__name__).info("starting the companion with long polling")
+    app.run_polling(allowed_updates=["message", "callback_query"])
+    return 0
+
+
+def migrate() -> int:
+    settings = load_settings(ToolSettings)
+    configure_logging(settings.log_level)
+    from bot.db.migrate import upgrade_to_head
+    from bot.db.session import create_db_engine
+
+    upgrade_to_head(create_db_engine(settings.database_url))
+    print("The database schema is up to date.")
+    return 0
+
+
+def prompts_check(folder: Path) -> int:
+    from bot.prompt_folder import check_folder
+
+    problems = check_folder(folder)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {folder}", file=sys.stderr)
+        return 1
+    print(f"{folder}: the schedule and its templates are fine.")
+    return 0
+
+
+def prompts_preview(folder: Path, timezone: str, at: str | None) -> int:
+    from bot.prompt_folder import check_folder, preview_folder
+    from bot.schedule import load_schedule
+
+    problems = check_folder(folder)
+    if problems:
+        print("\n".join(problems))
+        return 1
+    zone = ZoneInfo(timezone)
+    start = (
+        datetime.fromisoformat(at).replace(tzinfo=zone)
+        if at
+        else datetime.now(zone).replace(hour=11, minute=0, second=0, microsecond=0)
+    ).astimezone(UTC)
+    schedule = load_schedule(folder)
+    print(f"Sample treatment 1 at {start.astimezone(zone):%a %d %b %Y %H:%M} ({zone.key}),")
+    print("quiet hours 22:00-08:00, intention: 'To meet my grief with kindness'\n")
+    for item in preview_folder(schedule, start, zone, "To meet my grief with kindness"):
+        local = item.sends_at.astimezone(zone)
+        print(
+            f"=== {item.step.key} · {item.step.title} · after {item.step.after.text} · "
+            f"{local:%a %d %b %H:%M} · reply: {item.step.reply}"
+        )
+        print(item.text, end="\n\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="companion", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the bot (long polling)")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    prompts = commands.add_parser("prompts", help="check or preview a prompts folder")
+    actions = prompts.add_subparsers(dest="action", required=True)
+    for name, text in (("check", "validate a prompts folder"), ("preview", "render every step")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("folder", nargs="?", type=Path, help="default: PROMPTS_DIR")
+        if name == "preview":
+            action.add_argument("--timezone", default=None, help="IANA zone for the sample")
+            action.add_argument(
+                "--at", default=None, help="sample treatment time, YYYY-MM-DDTHH:MM"
+            )
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return run()
+        if args.command == "migrate":
+            return migrate()
+        tools = load_settings(ToolSettings) if args.folder is None else None
+        folder: Path = args.folder or (tools.prompts_dir if tools else Path("prompts"))
+        if args.action == "check":
+            return prompts_check(folder)
+        zone = args.timezone or (tools or load_settings(ToolSettings)).default_timezone
+        return prompts_preview(folder, zone, args.at)
+    except SettingsError as exc:
+        print(f"Configuration problem:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

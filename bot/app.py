@@ -1,0 +1,112 @@
+"""Build the Application: defaults, handlers, the dispatch job, the command menu, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+
+from bot.config import Settings
+from bot.db.migrate import upgrade_to_head
+from bot.db.session import create_db_engine, create_session_factory
+from bot.dispatch import dispatch_due
+from bot.handlers import register_handlers
+from bot.render import Renderer
+from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
+from bot.schedule import load_schedule
+
+# python-telegram-bot 22 hands out durations (RetryAfter.retry_after) as timedelta with this.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+log = logging.getLogger(__name__)
+
+MENU = (
+    "treatment",
+    "intention",
+    "journal",
+    "recap",
+    "timezone",
+    "quiet",
+    "pause",
+    "resume",
+    "help",
+    "start",
+)
+DISPATCH_JOB = "dispatch"
+
+CompanionApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
+    """Open the database (migrated to the newest schema), read the prompts, set up templates."""
+    engine = create_db_engine(settings.database_url)
+    upgrade_to_head(engine)
+    return Companion(
+        settings=settings,
+        sessions=create_session_factory(engine),
+        schedule=load_schedule(settings.prompts_dir),
+        texts=Renderer(),
+        prompts=Renderer(settings.prompts_dir),
+        clock=clock,
+    )
+
+
+async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The one repeating job: send every prompt that is due."""
+    report = await dispatch_due(companion(context), context.bot)
+    if report.sent or report.failed or report.retrying:
+        log.info(
+            "dispatch: %s sent, %s deferred, %s retrying, %s failed",
+            len(report.sent),
+            report.deferred,
+            report.retrying,
+            report.failed,
+        )
+
+
+async def post_init(app: CompanionApp) -> None:
+    res: Companion = app.bot_data[BOT_DATA_KEY]
+    await app.bot.set_my_commands(
+        [BotCommand(name, res.label(f"command_{name}")) for name in MENU]
+    )
+    if app.job_queue is not None:
+        app.job_queue.run_repeating(
+            dispatch_job,
+            interval=res.settings.dispatch_interval_seconds,
+            first=res.settings.dispatch_interval_seconds,
+            name=DISPATCH_JOB,
+            job_kwargs={"max_instances": 1, "coalesce": True},
+        )
+
+
+async def post_shutdown(app: CompanionApp) -> None:
+    res: Companion = app.bot_data[BOT_DATA_KEY]
+    bind = res.sessions.kw.get("bind")
+    if bind is not None:
+        bind.dispose()
+
+
+def build_application(companion_: Companion) -> CompanionApp:
+    """The Application that runs the bot; tests build the same one against a fake Bot API."""
+    settings = companion_.settings
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    app = builder.build()
+    app.bot_data[BOT_DATA_KEY] = companion_
+    register_handlers(app)
+    return app

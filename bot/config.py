@@ -1,0 +1,98 @@
+"""Settings, read once from the environment and `.env`, typed and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROMPTS_DIR = REPO_ROOT / "prompts"
+DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'data' / 'companion.sqlite3'}"
+
+TOKEN_HELP = (
+    "TELEGRAM_BOT_TOKEN is not set. Create a bot with @BotFather in Telegram (send /newbot), "
+    "copy the token it gives you, and put it in a .env file next to the Makefile as "
+    "TELEGRAM_BOT_TOKEN=123456:ABC... (see .env.example), or export it in your shell."
+)
+
+
+class SettingsError(Exception):
+    """Raised with a message a person can act on when the settings are unusable."""
+
+
+class ToolSettings(BaseSettings):
+    """What the command-line tools (migrate, prompts check) need: no Telegram token."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    prompts_dir: Path = DEFAULT_PROMPTS_DIR
+    dispatch_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
+    default_timezone: str = "UTC"
+    log_level: str = "INFO"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(
+                f"DEFAULT_TIMEZONE {value!r} is not an IANA time zone (try Europe/Berlin or UTC)"
+            ) from exc
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("prompts_dir")
+    @classmethod
+    def _prompts_dir_exists(cls, value: Path) -> Path:
+        if not (value / "schedule.toml").is_file():
+            raise ValueError(f"PROMPTS_DIR {str(value)!r} has no schedule.toml")
+        return value
+
+
+class Settings(ToolSettings):
+    """Everything the bot reads from its environment."""
+
+    telegram_bot_token: SecretStr
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_has_shape(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        if not token:
+            raise ValueError(TOKEN_HELP)
+        if ":" not in token:
+            raise ValueError("TELEGRAM_BOT_TOKEN looks wrong: @BotFather tokens look like 123:ABC")
+        return SecretStr(token)
+
+
+SettingsT = TypeVar("SettingsT", bound=ToolSettings)
+
+
+def load_settings(kind: type[SettingsT], **overrides: object) -> SettingsT:
+    """Read the settings once, turning validation errors into one clear message."""
+    try:
+        return kind(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            if error["type"] == "missing" and name == "TELEGRAM_BOT_TOKEN":
+                problems.append(TOKEN_HELP)
+            else:
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.append(f"{name}: {message}")
+        raise SettingsError("\n".join(problems)) from None

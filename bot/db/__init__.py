@@ -1,0 +1,1 @@
+"""Persistence: typed models, the session factory and query functions."""

@@ -1,0 +1,164 @@
+"""Typed ORM models. Every datetime is aware and stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware one")
+        converted = value.astimezone(UTC)
+        return converted.replace(tzinfo=None) if dialect.name == "sqlite" else converted
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Patient(Base):
+    """A Telegram user of the companion. Before consent only the pending state is kept."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    first_name: Mapped[str | None] = mapped_column(String(128))
+    consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # Quiet hours as minutes after local midnight; both NULL means "off".
+    quiet_start_minute: Mapped[int | None] = mapped_column(SmallInteger)
+    quiet_end_minute: Mapped[int | None] = mapped_column(SmallInteger)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pending_intention: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Treatment(Base):
+    """One ketamine treatment, numbered per patient; its schedule counts from `occurred_at`."""
+
+    __tablename__ = "treatments"
+    __table_args__ = (UniqueConstraint("patient_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    timezone: Mapped[str] = mapped_column(String(64))
+    intention: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptStatus(StrEnum):
+    PENDING = "pending"  # waiting for its due time
+    HELD = "held"  # the patient paused; released by /resume
+    CLAIMED = "claimed"  # a dispatcher is sending it; the lease says until when
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"  # given up after repeated errors; the reason is kept
+
+
+class ScheduledPrompt(Base):
+    """One step of a treatment's schedule: a row with a due time, sent by the dispatch job."""
+
+    __tablename__ = "scheduled_prompts"
+    __table_args__ = (
+        UniqueConstraint("treatment_id", "step_key"),
+        # The dispatcher's claim reads only pending rows in due order: its cost does not grow
+        # with future or already-sent prompts.
+        Index(
+            "ix_scheduled_prompts_pending_due",
+            "due_at",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_scheduled_prompts_claim_lease",
+            "claimed_until",
+            sqlite_where=text("status = 'claimed'"),
+            postgresql_where=text("status = 'claimed'"),
+        ),
+        Index("ix_scheduled_prompts_patient_status", "patient_id", "status", "due_at"),
+        Index("ix_scheduled_prompts_patient_sent", "patient_id", "sent_at"),
+        Index("ix_scheduled_prompts_patient_message", "patient_id", "telegram_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    treatment_id: Mapped[int] = mapped_column(ForeignKey("treatments.id", ondelete="CASCADE"))
+    step_key: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default=PromptStatus.PENDING)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Entry(Base):
+    """A journal entry: an answer to a prompt (prompt_id set) or a free entry."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        # A redelivered Telegram message never makes a second entry.
+        UniqueConstraint("chat_id", "message_id"),
+        Index("ix_entries_patient_created", "patient_id", "created_at", "id"),
+        Index("ix_entries_prompt_id", "prompt_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    treatment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("treatments.id", ondelete="SET NULL")
+    )
+    prompt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scheduled_prompts.id", ondelete="SET NULL")
+    )
+    text: Mapped[str | None] = mapped_column(Text)
+    scale_value: Mapped[int | None] = mapped_column(SmallInteger)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

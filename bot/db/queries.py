@@ -1,0 +1,193 @@
+"""Query functions: each takes a session and never commits; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt, Treatment
+
+
+def patient_by_user(session: Session, telegram_user_id: int) -> Patient | None:
+    return session.scalars(
+        select(Patient).where(Patient.telegram_user_id == telegram_user_id)
+    ).one_or_none()
+
+
+def next_treatment_number(session: Session, patient_id: int) -> int:
+    highest = session.scalar(
+        select(func.max(Treatment.number)).where(Treatment.patient_id == patient_id)
+    )
+    return (highest or 0) + 1
+
+
+def treatments_between(
+    session: Session, patient_id: int, start: datetime, end: datetime
+) -> Sequence[Treatment]:
+    return session.scalars(
+        select(Treatment)
+        .where(
+            Treatment.patient_id == patient_id,
+            Treatment.occurred_at >= start,
+            Treatment.occurred_at <= end,
+        )
+        .order_by(Treatment.occurred_at)
+    ).all()
+
+
+def latest_treatment_before(
+    session: Session, patient_id: int, moment: datetime
+) -> Treatment | None:
+    return session.scalars(
+        select(Treatment)
+        .where(Treatment.patient_id == patient_id, Treatment.occurred_at <= moment)
+        .order_by(Treatment.occurred_at.desc())
+        .limit(1)
+    ).first()
+
+
+def next_planned_treatment(session: Session, patient_id: int, now: datetime) -> Treatment | None:
+    return session.scalars(
+        select(Treatment)
+        .where(Treatment.patient_id == patient_id, Treatment.occurred_at > now)
+        .order_by(Treatment.occurred_at)
+        .limit(1)
+    ).first()
+
+
+def treatments_by_id(session: Session, ids: Iterable[int]) -> dict[int, Treatment]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Treatment).where(Treatment.id.in_(wanted)))
+    return {row.id: row for row in rows}
+
+
+def prompts_by_id(session: Session, ids: Iterable[int]) -> dict[int, ScheduledPrompt]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(ScheduledPrompt).where(ScheduledPrompt.id.in_(wanted)))
+    return {row.id: row for row in rows}
+
+
+def latest_sent_prompt(session: Session, patient_id: int) -> ScheduledPrompt | None:
+    """The prompt most recently delivered to the patient, whatever happened to it since."""
+    return session.scalars(
+        select(ScheduledPrompt)
+        .where(ScheduledPrompt.patient_id == patient_id, ScheduledPrompt.sent_at.is_not(None))
+        .order_by(ScheduledPrompt.sent_at.desc(), ScheduledPrompt.id.desc())
+        .limit(1)
+    ).first()
+
+
+def prompt_by_message(
+    session: Session, patient_id: int, telegram_message_id: int
+) -> ScheduledPrompt | None:
+    return session.scalars(
+        select(ScheduledPrompt).where(
+            ScheduledPrompt.patient_id == patient_id,
+            ScheduledPrompt.telegram_message_id == telegram_message_id,
+        )
+    ).first()
+
+
+def prompt_has_answer(session: Session, prompt_id: int) -> bool:
+    return (
+        session.scalar(select(Entry.id).where(Entry.prompt_id == prompt_id).limit(1)) is not None
+    )
+
+
+def entry_by_message(session: Session, chat_id: int, message_id: int) -> Entry | None:
+    return session.scalars(
+        select(Entry).where(Entry.chat_id == chat_id, Entry.message_id == message_id)
+    ).one_or_none()
+
+
+def count_entries(session: Session, patient_id: int) -> int:
+    return session.scalar(select(func.count(Entry.id)).where(Entry.patient_id == patient_id)) or 0
+
+
+def entries_page(session: Session, patient_id: int, offset: int, limit: int) -> Sequence[Entry]:
+    """Entries newest first."""
+    return session.scalars(
+        select(Entry)
+        .where(Entry.patient_id == patient_id)
+        .order_by(Entry.created_at.desc(), Entry.id.desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+
+
+def entries_between(
+    session: Session, patient_id: int, start: datetime, end: datetime
+) -> Sequence[Entry]:
+    return session.scalars(
+        select(Entry)
+        .where(Entry.patient_id == patient_id, Entry.created_at >= start, Entry.created_at <= end)
+        .order_by(Entry.created_at, Entry.id)
+    ).all()
+
+
+def prompts_sent_between(
+    session: Session, patient_id: int, start: datetime, end: datetime
+) -> Sequence[ScheduledPrompt]:
+    return session.scalars(
+        select(ScheduledPrompt)
+        .where(
+            ScheduledPrompt.patient_id == patient_id,
+            ScheduledPrompt.sent_at >= start,
+            ScheduledPrompt.sent_at <= end,
+        )
+        .order_by(ScheduledPrompt.sent_at)
+    ).all()
+
+
+def answered_prompt_ids(session: Session, prompt_ids: Iterable[int]) -> set[int]:
+    wanted = set(prompt_ids)
+    if not wanted:
+        return set()
+    rows = session.scalars(select(Entry.prompt_id).where(Entry.prompt_id.in_(wanted)).distinct())
+    return {prompt_id for prompt_id in rows if prompt_id is not None}
+
+
+def upcoming_prompts(session: Session, patient_id: int, limit: int) -> Sequence[ScheduledPrompt]:
+    return session.scalars(
+        select(ScheduledPrompt)
+        .where(
+            ScheduledPrompt.patient_id == patient_id,
+            ScheduledPrompt.status.in_([PromptStatus.PENDING, PromptStatus.HELD]),
+        )
+        .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
+        .limit(limit)
+    ).all()
+
+
+def set_prompts_status(
+    session: Session, patient_id: int, old: PromptStatus, new: PromptStatus
+) -> int:
+    """Move every prompt of the patient from one status to another; return how many moved."""
+    result = session.execute(
+        update(ScheduledPrompt)
+        .where(ScheduledPrompt.patient_id == patient_id, ScheduledPrompt.status == old)
+        .values(status=new)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def count_due_prompts(
+    session: Session, patient_id: int, status: PromptStatus, now: datetime
+) -> int:
+    return (
+        session.scalar(
+            select(func.count(ScheduledPrompt.id)).where(
+                ScheduledPrompt.patient_id == patient_id,
+                ScheduledPrompt.status == status,
+                ScheduledPrompt.due_at <= now,
+            )
+        )
+        or 0
+    )

@@ -1,0 +1,252 @@
+"""The dispatch job: claim the prompts that are due, send them, record them as sent.
+
+Due times live in the database. A conditional UPDATE claims each row (status pending ->
+claimed, with a lease), so two dispatchers never send the same row; a crash between claim and
+"sent" leaves a claim whose lease expires and the row is sent again. That is the one case in
+which a prompt can, rarely, arrive twice: Telegram accepted it just before the crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from jinja2 import TemplateError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.db import queries
+from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
+from bot.keyboards import prompt_keyboard
+from bot.localtime import defer_past_quiet_hours
+from bot.patients import quiet_hours_of, zone_of
+from bot.prompt_folder import prompt_context
+from bot.resources import Companion
+from bot.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+BATCH_SIZE = 200
+MAX_ATTEMPTS = 5
+RETRY_BASE = timedelta(seconds=30)
+
+
+@dataclass
+class DispatchReport:
+    sent: list[int] = field(default_factory=list)
+    deferred: int = 0  # pushed past quiet hours or spaced after the previous prompt
+    retrying: int = 0
+    failed: int = 0
+
+
+def claim_due(
+    session: Session,
+    now: datetime,
+    schedule: Schedule,
+    default_timezone: str,
+    report: DispatchReport,
+) -> list[int]:
+    """Claim the prompts to send now: at most one per patient, outside quiet hours, and at least
+    `min_gap` after the patient's previous prompt. The others get a later due time."""
+    session.execute(
+        update(ScheduledPrompt)
+        .where(
+            ScheduledPrompt.status == PromptStatus.CLAIMED, ScheduledPrompt.claimed_until <= now
+        )
+        .values(status=PromptStatus.PENDING, claimed_until=None)
+    )
+    candidates = session.execute(
+        select(ScheduledPrompt, Patient)
+        .join(Patient, Patient.id == ScheduledPrompt.patient_id)
+        .where(ScheduledPrompt.status == PromptStatus.PENDING, ScheduledPrompt.due_at <= now)
+        .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
+        .limit(BATCH_SIZE)
+    ).all()
+    patient_ids = {patient.id for _, patient in candidates}
+    last_sent: dict[int, datetime] = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(ScheduledPrompt.patient_id, func.max(ScheduledPrompt.sent_at))
+            .where(ScheduledPrompt.patient_id.in_(patient_ids))
+            .group_by(ScheduledPrompt.patient_id)
+        ).all()
+    )
+    claimed: list[int] = []
+    chosen_patients: set[int] = set()
+    for prompt, patient in candidates:
+        if patient.id in chosen_patients:
+            continue  # one at a time: the next one waits for a later tick
+        if patient.paused_at is not None or patient.consented_at is None:
+            prompt.status = PromptStatus.HELD
+            continue
+        zone = zone_of(patient, default_timezone)
+        not_before = defer_past_quiet_hours(now, zone, quiet_hours_of(patient))
+        previous = last_sent.get(patient.id)
+        if previous is not None:
+            not_before = max(not_before, previous + schedule.min_gap)
+        if not_before > now:
+            prompt.due_at = not_before
+            report.deferred += 1
+            continue
+        won = session.execute(
+            update(ScheduledPrompt)
+            .where(ScheduledPrompt.id == prompt.id, ScheduledPrompt.status == PromptStatus.PENDING)
+            .values(
+                status=PromptStatus.CLAIMED,
+                claimed_until=now + LEASE,
+                attempts=ScheduledPrompt.attempts + 1,
+            )
+        )
+        if won.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(prompt.id)
+            chosen_patients.add(patient.id)
+    return claimed
+
+
+def _finish(session: Session, prompt_id: int, **values: object) -> None:
+    session.execute(
+        update(ScheduledPrompt)
+        .where(ScheduledPrompt.id == prompt_id, ScheduledPrompt.status == PromptStatus.CLAIMED)
+        .values(claimed_until=None, **values)
+    )
+
+
+def _retry_or_fail(
+    session: Session, prompt: ScheduledPrompt, now: datetime, reason: str, report: DispatchReport
+) -> None:
+    if prompt.attempts >= MAX_ATTEMPTS:
+        _finish(session, prompt.id, status=PromptStatus.FAILED, last_error=reason)
+        report.failed += 1
+        log.error("prompt %s failed after %s attempts: %s", prompt.id, prompt.attempts, reason)
+        return
+    delay = RETRY_BASE * 2 ** (prompt.attempts - 1)
+    _finish(session, prompt.id, status=PromptStatus.PENDING, due_at=now + delay, last_error=reason)
+    report.retrying += 1
+    log.warning("prompt %s will be retried in %s: %s", prompt.id, delay, reason)
+
+
+async def send_prompt(
+    companion: Companion, bot: Bot, prompt_id: int, report: DispatchReport
+) -> None:
+    """Render and send one claimed prompt, then record what happened."""
+    settings, schedule = companion.settings, companion.schedule
+    with companion.sessions.begin() as session:
+        prompt = session.get_one(ScheduledPrompt, prompt_id)
+        patient = session.get_one(Patient, prompt.patient_id)
+        treatment = session.get_one(Treatment, prompt.treatment_id)
+        step = schedule.step(prompt.step_key)
+        if step is None:
+            _finish(
+                session, prompt.id, status=PromptStatus.FAILED, last_error="step not in schedule"
+            )
+            report.failed += 1
+            log.error(
+                "prompt %s: step %r is no longer in the schedule", prompt.id, prompt.step_key
+            )
+            return
+        now = companion.clock()
+        zone = zone_of(patient, settings.default_timezone)
+        try:
+            text = companion.prompts.render(
+                step.template,
+                **prompt_context(
+                    first_name=patient.first_name or "",
+                    treatment_number=treatment.number,
+                    treatment_at=treatment.occurred_at,
+                    intention=treatment.intention or "",
+                    step=step,
+                    now=now,
+                    zone=zone,
+                ),
+            )
+        except TemplateError as exc:
+            _finish(session, prompt.id, status=PromptStatus.FAILED, last_error="template error")
+            report.failed += 1
+            log.error(
+                "prompt %s: template %s cannot render: %s",
+                prompt.id,
+                step.template,
+                type(exc).__name__,
+            )
+            return
+        chat_id = patient.chat_id
+        keyboard = prompt_keyboard(companion, step, prompt.id)
+
+    try:
+        message = await bot.send_message(chat_id, text, reply_markup=keyboard)
+    except RetryAfter as exc:
+        with companion.sessions.begin() as session:
+            wait = (
+                exc.retry_after
+                if isinstance(exc.retry_after, timedelta)
+                else timedelta(seconds=exc.retry_after)
+            )
+            _finish(
+                session, prompt_id, status=PromptStatus.PENDING, due_at=companion.clock() + wait
+            )
+        report.retrying += 1
+        log.warning("prompt %s: rate limited by Telegram for %s", prompt_id, wait)
+    except Forbidden:
+        # The patient blocked the bot or left Telegram: keep everything, stop sending, and
+        # pause them so their rows are not scanned again; /resume (or /start) brings them back.
+        with companion.sessions.begin() as session:
+            _finish(session, prompt_id, status=PromptStatus.PENDING)
+            owner = session.get_one(Patient, prompt.patient_id)
+            owner.paused_at = companion.clock()
+            queries.set_prompts_status(session, owner.id, PromptStatus.PENDING, PromptStatus.HELD)
+        log.warning(
+            "patient %s cannot be reached (blocked the bot?); their prompts are held",
+            prompt.patient_id,
+        )
+    except BadRequest as exc:
+        with companion.sessions.begin() as session:
+            _finish(
+                session,
+                prompt_id,
+                status=PromptStatus.FAILED,
+                last_error=f"bad request: {exc.message[:150]}",
+            )
+        report.failed += 1
+        log.error("prompt %s rejected by Telegram", prompt_id)
+    except TelegramError as exc:
+        with companion.sessions.begin() as session:
+            _retry_or_fail(
+                session,
+                session.get_one(ScheduledPrompt, prompt_id),
+                companion.clock(),
+                type(exc).__name__,
+                report,
+            )
+    else:
+        with companion.sessions.begin() as session:
+            _finish(
+                session,
+                prompt_id,
+                status=PromptStatus.SENT,
+                sent_at=companion.clock(),
+                telegram_message_id=message.message_id,
+                last_error=None,
+            )
+        report.sent.append(prompt_id)
+        log.info(
+            "sent prompt %s (step %s) to patient %s", prompt_id, prompt.step_key, prompt.patient_id
+        )
+
+
+async def dispatch_due(companion: Companion, bot: Bot) -> DispatchReport:
+    """One tick: claim what is due now and send it."""
+    report = DispatchReport()
+    with companion.sessions.begin() as session:
+        claimed = claim_due(
+            session,
+            companion.clock(),
+            companion.schedule,
+            companion.settings.default_timezone,
+            report,
+        )
+    for prompt_id in claimed:
+        await send_prompt(companion, bot, prompt_id, report)
+    return report

@@ -1,0 +1,54 @@
+"""Telegram in and out: thin callbacks that open a session, call the domain, render a reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.handlers import errors, fallback, journal, onboarding, recap, settings, treatments
+from bot.keyboards import CONSENT_AGREE, JOURNAL_PREFIX, PROMPT_PREFIX
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+
+
+def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Every handler, in the order Telegram updates are matched against them."""
+    # Groups and channels first: the journal is private, so nothing there reaches the rest.
+    app.add_handler(
+        MessageHandler(~filters.ChatType.PRIVATE & filters.UpdateType.MESSAGES, fallback.group)
+    )
+
+    commands = {
+        "start": onboarding.start,
+        "help": onboarding.help_command,
+        "timezone": settings.timezone,
+        "quiet": settings.quiet,
+        "pause": settings.pause,
+        "resume": settings.resume,
+        "intention": treatments.intention,
+        "treatment": treatments.treatment,
+        "journal": journal.journal,
+        "recap": recap.recap,
+    }
+    for name, callback in commands.items():
+        app.add_handler(CommandHandler(name, callback, filters=PRIVATE))
+
+    app.add_handler(CallbackQueryHandler(onboarding.consent, pattern=f"^{CONSENT_AGREE}$"))
+    app.add_handler(CallbackQueryHandler(treatments.prompt_button, pattern=f"^{PROMPT_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(journal.journal_page, pattern=f"^{JOURNAL_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(fallback.unknown_button))
+
+    # After the known commands: any other command is unknown, not a journal entry.
+    app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, fallback.unknown_command))
+    app.add_handler(MessageHandler(PRIVATE & filters.TEXT, journal.text_message))
+    # Stickers, photos, voice...: not kept yet; service messages (pins, joins) are ignored.
+    app.add_handler(MessageHandler(PRIVATE & ~filters.StatusUpdate.ALL, fallback.unsupported))
+
+    app.add_error_handler(errors.error_handler)

@@ -1,0 +1,122 @@
+"""The prompts folder a clinic edits: the variables its templates get, checks and previews."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import TemplateError, TemplateSyntaxError, meta
+
+from bot.localtime import QuietHours, defer_past_quiet_hours, format_clock, format_day
+from bot.render import make_environment
+from bot.schedule import Schedule, ScheduleError, Step, load_schedule, step_due_at
+
+PROMPT_VARIABLES = frozenset(
+    {
+        "first_name",
+        "treatment_number",
+        "treatment_date",
+        "treatment_time",
+        "intention",
+        "hours_since",
+        "days_since",
+        "step_title",
+        "timezone",
+    }
+)
+
+
+def prompt_context(
+    *,
+    first_name: str,
+    treatment_number: int,
+    treatment_at: datetime,
+    intention: str,
+    step: Step,
+    now: datetime,
+    zone: ZoneInfo,
+) -> dict[str, Any]:
+    """The variables documented in prompts/README.md, for one step of one treatment."""
+    elapsed = max(now - treatment_at, timedelta(0))
+    return {
+        "first_name": first_name,
+        "treatment_number": treatment_number,
+        "treatment_date": format_day(treatment_at, zone),
+        "treatment_time": format_clock(treatment_at, zone),
+        "intention": intention,
+        "hours_since": int(elapsed.total_seconds() // 3600),
+        "days_since": elapsed.days,
+        "step_title": step.title,
+        "timezone": zone.key,
+    }
+
+
+def check_folder(folder: Path) -> list[str]:
+    """Every problem in a prompts folder, one line each; empty when it is fine."""
+    try:
+        schedule = load_schedule(folder)
+    except ScheduleError as exc:
+        return exc.problems
+    problems: list[str] = []
+    env = make_environment(folder)
+    assert env.loader is not None
+    used = {step.template for step in schedule.steps}
+    for step in schedule.steps:
+        path = folder / step.template
+        if not path.is_file():
+            problems.append(f"step {step.key}: template {step.template} is missing")
+            continue
+        source = path.read_text(encoding="utf-8")
+        try:
+            parsed = env.parse(source, step.template)
+        except TemplateSyntaxError as exc:
+            problems.append(f"{step.template} line {exc.lineno}: {exc.message}")
+            continue
+        for name in sorted(meta.find_undeclared_variables(parsed) - PROMPT_VARIABLES):
+            problems.append(f"{step.template}: unknown variable {name!r}")
+    for path in sorted(folder.glob("*.html")):
+        if path.name not in used:
+            problems.append(f"{path.name}: not used by any step")
+    return problems
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    step: Step
+    sends_at: datetime
+    text: str
+
+
+SAMPLE_QUIET = QuietHours(
+    start=datetime.min.time().replace(hour=22), end=datetime.min.time().replace(hour=8)
+)
+
+
+def preview_folder(
+    schedule: Schedule, treatment_at: datetime, zone: ZoneInfo, intention: str
+) -> list[PreviewItem]:
+    """Every step rendered for a sample treatment, with its local send time."""
+    env = make_environment(schedule.folder)
+    items = []
+    for step in schedule.steps:
+        due = defer_past_quiet_hours(
+            step_due_at(treatment_at, zone, step.after), zone, SAMPLE_QUIET
+        )
+        context = prompt_context(
+            first_name="Sam",
+            treatment_number=1,
+            treatment_at=treatment_at,
+            intention=intention,
+            step=step,
+            now=due,
+            zone=zone,
+        )
+        try:
+            text = env.get_template(step.template).render(context).strip()
+        except TemplateError as exc:
+            text = f"(cannot render: {exc})"
+        items.append(PreviewItem(step=step, sends_at=due, text=text))
+    return items

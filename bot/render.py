@@ -1,0 +1,42 @@
+"""Jinja2 environments for everything a person reads, autoescaped for Telegram HTML."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+BOT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+
+def make_environment(folder: Path) -> Environment:
+    """Autoescape on for every file (Telegram HTML); a missing variable is an error."""
+    return Environment(
+        loader=FileSystemLoader(folder),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+class Renderer:
+    """Renders one template file per message."""
+
+    def __init__(self, folder: Path = BOT_TEMPLATES_DIR) -> None:
+        self.env = make_environment(folder)
+        # A marker no patient can type (it is new for every process), so a page of many entries
+        # can be split into messages only between blocks, never inside an entry or a tag.
+        self._break = Markup(f"\x1e{secrets.token_hex(8)}\x1e")
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(context).strip()
+
+    def render_blocks(self, name: str, **context: Any) -> list[str]:
+        """Render a template that separates its blocks with {{ BREAK }}."""
+        text = self.env.get_template(name).render(context, BREAK=self._break)
+        return [block.strip() for block in text.split(self._break) if block.strip()]

@@ -1,0 +1,671 @@
+"""A fake Telegram Bot API server for tests, served by aiohttp inside the test's event loop.
+
+Point python-telegram-bot at it with ``base_url=fake.base_url``; PTB appends ``{token}/{method}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import html
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+
+from aiohttp import web
+
+JSON_FIELDS = frozenset(
+    {
+        "allowed_updates",
+        "caption_entities",
+        "commands",
+        "entities",
+        "link_preview_options",
+        "media",
+        "menu_button",
+        "message_ids",
+        "reaction",
+        "reply_markup",
+        "reply_parameters",
+        "results",
+        "scope",
+    }
+)
+NUMBER_FIELDS = frozenset(
+    {
+        "cache_time",
+        "chat_id",
+        "date",
+        "duration",
+        "from_chat_id",
+        "height",
+        "limit",
+        "message_id",
+        "message_thread_id",
+        "offset",
+        "reply_to_message_id",
+        "timeout",
+        "until_date",
+        "update_id",
+        "user_id",
+        "width",
+    }
+)
+BOOL_FIELDS = frozenset(
+    {
+        "allow_paid_broadcast",
+        "allow_sending_without_reply",
+        "disable_content_type_detection",
+        "disable_notification",
+        "disable_web_page_preview",
+        "drop_pending_updates",
+        "has_spoiler",
+        "protect_content",
+        "show_alert",
+        "show_caption_above_media",
+    }
+)
+MAX_MESSAGE_LENGTH = 4096
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+BOT_FIRST_NAME = "Companion"
+BOT_USERNAME = "companion_test_bot"
+# Tags the Bot API accepts with parse_mode=HTML.
+HTML_TAGS = frozenset(
+    {
+        "a",
+        "b",
+        "blockquote",
+        "code",
+        "del",
+        "em",
+        "i",
+        "ins",
+        "pre",
+        "s",
+        "span",
+        "strike",
+        "strong",
+        "tg-emoji",
+        "tg-spoiler",
+        "u",
+    }
+)
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")
+
+
+@dataclass(frozen=True)
+class TgUser:
+    """A Telegram user talking to the bot in a private chat (chat id == user id)."""
+
+    id: int
+    first_name: str
+    username: str | None = None
+    language_code: str = "en"
+
+    def to_dict(self) -> dict[str, Any]:
+        user: dict[str, Any] = {
+            "id": self.id,
+            "is_bot": False,
+            "first_name": self.first_name,
+            "language_code": self.language_code,
+        }
+        if self.username is not None:
+            user["username"] = self.username
+        return user
+
+    def private_chat(self) -> dict[str, Any]:
+        chat: dict[str, Any] = {"id": self.id, "type": "private", "first_name": self.first_name}
+        if self.username is not None:
+            chat["username"] = self.username
+        return chat
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart request (e.g. ``document`` of sendDocument)."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class ApiRequest:
+    method: str
+    params: dict[str, Any]
+
+    @property
+    def chat_id(self) -> int | None:
+        chat_id = self.params.get("chat_id")
+        return chat_id if isinstance(chat_id, int) else None
+
+    @property
+    def text(self) -> str | None:
+        text = self.params.get("text")
+        return text if isinstance(text, str) else None
+
+    def summary(self) -> str:
+        details = [f"chat_id={self.chat_id}"] if self.chat_id is not None else []
+        if self.text is not None:
+            details.append(f"text={self.text[:40]!r}")
+        return f"{self.method}({', '.join(details)})"
+
+
+class ApiError(Exception):
+    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+        self.retry_after = retry_after
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.error_code,
+            "description": self.description,
+        }
+        # PTB reports any non-empty "parameters" without retry_after as "unknown parameters".
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return web.json_response(body, status=self.error_code)
+
+
+@dataclass
+class _Fault:
+    method: str
+    error: ApiError
+    chat_id: int | None
+    remaining: int
+
+
+class _Signal:
+    """Wakes all waiters whenever state changes; notify() is sync so push_update() can use it."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float) -> bool:
+        try:
+            async with asyncio.timeout(within):
+                while not predicate():
+                    await self._event.wait()
+        except TimeoutError:
+            return predicate()
+        return True
+
+
+class FakeTelegram:
+    def __init__(self, token: str = "123456:TEST-TOKEN") -> None:
+        self.token = token
+        self.requests: list[ApiRequest] = []
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._changed = _Signal()
+        self._stopping = False
+        self._pending_updates: list[dict[str, Any]] = []
+        self._last_update_id = 0
+        self._polls_waiting = 0
+        self._messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._last_message_id: dict[int, int] = {}
+        self._users: dict[int, TgUser] = {}
+        self._callback_query_ids: set[str] = set()
+        self._ids = itertools.count(1)
+        self._commands: dict[tuple[str, str], list[Any]] = {}
+        self._faults: list[_Fault] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        # handler_cancellation: a poll abandoned by its client must not linger as "waiting".
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+        self._stopping = False
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._changed.notify()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("FakeTelegram is not started")
+        return f"http://127.0.0.1:{self._port}/bot"
+
+    @property
+    def bot_id(self) -> int:
+        return int(self.token.split(":", 1)[0])
+
+    # -- updates -----------------------------------------------------------------------------
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        update = copy.deepcopy(update)
+        update_id = update.setdefault("update_id", self._last_update_id + 1)
+        self._last_update_id = max(self._last_update_id, update_id)
+        self._pending_updates.append(update)
+        self._changed.notify()
+        return int(update_id)
+
+    def text_update(self, user: TgUser, text: str, *, reply_to: int | None = None) -> int:
+        fields: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            fields["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": _utf16_length(command)}
+            ]
+        return self.message_update(user, reply_to=reply_to, **fields)
+
+    def message_update(self, user: TgUser, *, reply_to: int | None = None, **fields: Any) -> int:
+        self._users[user.id] = user
+        message = {
+            "message_id": self._next_message_id(user.id),
+            "date": int(time.time()),
+            "chat": user.private_chat(),
+            "from": user.to_dict(),
+            **fields,
+        }
+        if reply_to is not None:
+            message["reply_to_message"] = _as_reply(self.bot_message(user.id, reply_to))
+        self._messages[user.id, message["message_id"]] = message
+        return self.push_update({"message": message})
+
+    def callback_update(
+        self, user: TgUser, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> int:
+        self._users[user.id] = user
+        chat_id = user.id if chat_id is None else chat_id
+        query_id = str(next(self._ids))
+        self._callback_query_ids.add(query_id)
+        query = {
+            "id": query_id,
+            "from": user.to_dict(),
+            "message": self.bot_message(chat_id, message_id),
+            "chat_instance": f"instance-{chat_id}",
+            "data": data,
+        }
+        return self.push_update({"callback_query": query})
+
+    # -- what the bot did --------------------------------------------------------------------
+
+    def sent(
+        self, chat_id: int | None = None, method: str | None = "sendMessage"
+    ) -> list[ApiRequest]:
+        return [
+            request
+            for request in self.requests
+            if (method is None or request.method == method)
+            and (chat_id is None or request.chat_id == chat_id)
+        ]
+
+    def bot_message(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        message = self._messages.get((chat_id, message_id))
+        if message is None or message["from"]["id"] != self.bot_id:
+            raise KeyError(f"the bot sent no message {message_id} to chat {chat_id}")
+        return copy.deepcopy(message)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[ApiRequest], bool],
+        *,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a plain deadline reads better in tests
+    ) -> list[ApiRequest]:
+        def matches() -> list[ApiRequest]:
+            return [request for request in self.requests if predicate(request)]
+
+        if await self._changed.wait_until(lambda: len(matches()) >= count, timeout):
+            return matches()
+        raise TimeoutError(
+            f"waited {timeout}s for {count} matching request(s), found {len(matches())}; "
+            f"recent requests: {self._recent_requests()}"
+        )
+
+    async def wait_until_polled(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        if not await self._changed.wait_until(lambda: self._polls_waiting > 0, timeout):
+            raise TimeoutError(
+                f"no getUpdates long poll within {timeout}s; "
+                f"recent requests: {self._recent_requests()}"
+            )
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        *,
+        error_code: int,
+        description: str,
+        retry_after: int | None = None,
+        chat_id: int | None = None,
+        times: int = 1,
+    ) -> None:
+        error = ApiError(error_code, description, retry_after)
+        self._faults.append(_Fault(method.lower(), error, chat_id, times))
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _handle(self, http_request: web.Request) -> web.Response:
+        if http_request.match_info["token"] != self.token:
+            return ApiError(401, "Unauthorized").response()
+        request = ApiRequest(http_request.match_info["method"], await _read_params(http_request))
+        method = request.method.lower()
+        if method != "getupdates":
+            self.requests.append(request)
+            self._changed.notify()
+        try:
+            self._raise_fault(method, request)
+            if method == "getupdates":
+                result: Any = await self._get_updates(request.params)
+            else:
+                result = self._dispatch(method, request.params)
+        except ApiError as error:
+            return error.response()
+        return web.json_response({"ok": True, "result": result})
+
+    def _raise_fault(self, method: str, request: ApiRequest) -> None:
+        for fault in self._faults:
+            if fault.method == method and fault.chat_id in (None, request.chat_id):
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                raise fault.error
+
+    def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
+        match method:
+            case "getme":
+                return self._bot_user() | {
+                    "can_join_groups": True,
+                    "can_read_all_group_messages": False,
+                    "supports_inline_queries": False,
+                    "can_connect_to_business": False,
+                    "has_main_web_app": False,
+                }
+            case "deletewebhook":
+                if params.get("drop_pending_updates") is True:
+                    self._pending_updates.clear()
+                return True
+            case "getwebhookinfo":
+                return {
+                    "url": "",
+                    "has_custom_certificate": False,
+                    "pending_update_count": len(self._pending_updates),
+                }
+            case "setmycommands":
+                self._commands[_commands_key(params)] = list(params.get("commands", []))
+                return True
+            case "getmycommands":
+                return self._commands.get(_commands_key(params), [])
+            case "deletemycommands":
+                self._commands.pop(_commands_key(params), None)
+                return True
+            case "sendmessage":
+                text = params.get("text")
+                _check_text(text, params.get("parse_mode"))
+                return self._store_bot_message(params, text=text)
+            case "editmessagetext":
+                return self._edit_message(params, new_text=True)
+            case "editmessagereplymarkup":
+                return self._edit_message(params, new_text=False)
+            case "senddocument":
+                return self._store_bot_message(
+                    params, document=self._file_stub(params.get("document")), **_caption(params)
+                )
+            case "sendphoto":
+                photo = self._file_stub(params.get("photo"))
+                sizes = [photo | {"width": side, "height": side} for side in (90, 800)]
+                return self._store_bot_message(params, photo=sizes, **_caption(params))
+            case "answercallbackquery":
+                if params.get("callback_query_id") not in self._callback_query_ids:
+                    raise ApiError(
+                        400,
+                        "Bad Request: query is too old and response timeout expired "
+                        "or query ID is invalid",
+                    )
+                return True
+            case _:
+                return True
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = params.get("offset")
+        if isinstance(offset, int) and offset < 0:
+            self._pending_updates = self._pending_updates[offset:]
+        elif isinstance(offset, int):
+            self._pending_updates = [
+                update for update in self._pending_updates if update["update_id"] >= offset
+            ]
+        limit = params.get("limit", 100)
+        limit = min(max(limit, 1), 100) if isinstance(limit, int) else 100
+        timeout = params.get("timeout", 0)
+        if isinstance(timeout, int | float) and timeout > 0 and not self._pending_updates:
+            self._polls_waiting += 1
+            self._changed.notify()
+            try:
+                await self._changed.wait_until(
+                    lambda: bool(self._pending_updates) or self._stopping, timeout
+                )
+            finally:
+                self._polls_waiting -= 1
+        return copy.deepcopy(self._pending_updates[:limit])
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _store_bot_message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int):
+            raise ApiError(400, "Bad Request: chat not found")
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": self._private_chat(chat_id),
+            "from": self._bot_user(),
+            **content,
+        }
+        if _is_inline_keyboard(params.get("reply_markup")):
+            message["reply_markup"] = params["reply_markup"]
+        reply_to = _reply_to_message_id(params)
+        if reply_to is not None and (chat_id, reply_to) in self._messages:
+            message["reply_to_message"] = _as_reply(self._messages[chat_id, reply_to])
+        self._messages[chat_id, message["message_id"]] = message
+        return copy.deepcopy(message)
+
+    def _edit_message(self, params: dict[str, Any], *, new_text: bool) -> dict[str, Any]:
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        if not isinstance(chat_id, int) or not isinstance(message_id, int):
+            raise ApiError(400, "Bad Request: message to edit not found")
+        key = (chat_id, message_id)
+        message = self._messages.get(key)
+        if message is None:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if message["from"]["id"] != self.bot_id:
+            raise ApiError(400, "Bad Request: message can't be edited")
+        edited = dict(message)
+        if new_text:
+            if "text" not in message:
+                raise ApiError(400, "Bad Request: there is no text in the message to edit")
+            _check_text(params.get("text"), params.get("parse_mode"))
+            edited["text"] = params["text"]
+        # Like the real API, an edit without reply_markup removes the inline keyboard.
+        edited.pop("reply_markup", None)
+        if _is_inline_keyboard(params.get("reply_markup")):
+            edited["reply_markup"] = params["reply_markup"]
+        if edited == message:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
+        edited["edit_date"] = int(time.time())
+        self._messages[key] = edited
+        return copy.deepcopy(edited)
+
+    def _file_stub(self, file: object) -> dict[str, Any]:
+        file_number = next(self._ids)
+        stub: dict[str, Any] = {
+            "file_id": f"file-{file_number}",
+            "file_unique_id": f"unique-{file_number}",
+        }
+        if isinstance(file, UploadedFile):
+            stub |= {"mime_type": file.content_type, "file_size": len(file.data)}
+            if file.filename:
+                stub["file_name"] = file.filename
+        elif isinstance(file, str):
+            stub["file_id"] = file
+        return stub
+
+    def _next_message_id(self, chat_id: int) -> int:
+        self._last_message_id[chat_id] = self._last_message_id.get(chat_id, 0) + 1
+        return self._last_message_id[chat_id]
+
+    def _private_chat(self, chat_id: int) -> dict[str, Any]:
+        user = self._users.get(chat_id)
+        if user is not None:
+            return user.private_chat()
+        return {"id": chat_id, "type": "private", "first_name": "User"}
+
+    def _bot_user(self) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": BOT_FIRST_NAME,
+            "username": BOT_USERNAME,
+        }
+
+    def _recent_requests(self) -> str:
+        return ", ".join(request.summary() for request in self.requests[-10:]) or "none"
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    raw: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json()
+        if isinstance(body, dict):
+            raw.update(body)
+    elif request.body_exists:
+        for name, value in (await request.post()).items():
+            if isinstance(value, web.FileField):
+                with value.file:
+                    raw[name] = UploadedFile(value.filename, value.content_type, value.file.read())
+            else:
+                raw[name] = value
+    return {name: _decode(name, value) for name, value in raw.items()}
+
+
+def _decode(name: str, value: Any) -> Any:
+    """Undo PTB's encoding: every non-string parameter arrives as a JSON string."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if name in JSON_FIELDS:
+            return json.loads(value)
+        if name in NUMBER_FIELDS:
+            return _number(value)
+        if name in BOOL_FIELDS and value in ("true", "false"):
+            return value == "true"
+    except ValueError:
+        pass  # e.g. chat_id="@channel"
+    return value
+
+
+def _number(value: str) -> int | float:
+    try:
+        return int(value)
+    except ValueError:
+        return float(value)
+
+
+def _check_text(text: object, parse_mode: object) -> None:
+    if not isinstance(text, str):
+        raise ApiError(400, "Bad Request: message text is empty")
+    if isinstance(parse_mode, str) and parse_mode.upper() == "HTML":
+        _check_html(text)
+        text = html.unescape(_TAG_RE.sub("", text))
+    if not text.strip():
+        raise ApiError(400, "Bad Request: message text is empty")
+    if _utf16_length(text) > MAX_MESSAGE_LENGTH:
+        raise ApiError(400, "Bad Request: message is too long")
+
+
+def _check_html(text: str) -> None:
+    """Reject markup the real API rejects: unknown tags and unbalanced tags."""
+    open_tags: list[str] = []
+    for match in _TAG_RE.finditer(text):
+        closing, tag = match.group(1) == "/", match.group(2).lower()
+        offset = len(text[: match.start()].encode())
+        if tag not in HTML_TAGS:
+            kind = "end" if closing else "start"
+            raise ApiError(
+                400,
+                f'Bad Request: can\'t parse entities: Unsupported {kind} tag "{tag}" '
+                f"at byte offset {offset}",
+            )
+        if not closing:
+            open_tags.append(tag)
+        elif not open_tags or open_tags.pop() != tag:
+            raise ApiError(
+                400,
+                f"Bad Request: can't parse entities: Unexpected end tag at byte offset {offset}",
+            )
+    if open_tags:
+        raise ApiError(
+            400,
+            "Bad Request: can't parse entities: Can't find end tag corresponding to start tag "
+            f'"{open_tags[-1]}"',
+        )
+
+
+def _caption(params: dict[str, Any]) -> dict[str, Any]:
+    caption = params.get("caption")
+    return {"caption": caption} if isinstance(caption, str) else {}
+
+
+def _is_inline_keyboard(markup: object) -> bool:
+    # Only inline keyboards appear in Message.reply_markup; PTB cannot parse other markups there.
+    return isinstance(markup, dict) and "inline_keyboard" in markup
+
+
+def _reply_to_message_id(params: dict[str, Any]) -> int | None:
+    reply_parameters = params.get("reply_parameters")
+    if isinstance(reply_parameters, dict):
+        message_id = reply_parameters.get("message_id")
+        return message_id if isinstance(message_id, int) else None
+    reply_to = params.get("reply_to_message_id")
+    return reply_to if isinstance(reply_to, int) else None
+
+
+def _as_reply(message: dict[str, Any]) -> dict[str, Any]:
+    # Telegram does not nest replies: a reply_to_message carries no reply_to_message itself.
+    reply = copy.deepcopy(message)
+    reply.pop("reply_to_message", None)
+    return reply
+
+
+def _commands_key(params: dict[str, Any]) -> tuple[str, str]:
+    scope = params.get("scope") or {"type": "default"}
+    return json.dumps(scope, sort_keys=True), str(params.get("language_code", ""))
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
