@@ -137,6 +137,14 @@ class UploadedFile:
 class ApiRequest:
     method: str
     params: dict[str, Any]
+    result: Any = None  # what the server answered, once it answered successfully
+
+    @property
+    def message_id(self) -> int:
+        """The id of the message this request created or edited."""
+        if isinstance(self.result, dict) and "message_id" in self.result:
+            return int(self.result["message_id"])
+        return int(self.params["message_id"])
 
     @property
     def chat_id(self) -> int | None:
@@ -383,6 +391,7 @@ class FakeTelegram:
                 result = self._dispatch(method, request.params)
         except ApiError as error:
             return error.response()
+        request.result = result
         return web.json_response({"ok": True, "result": result})
 
     def _raise_fault(self, method: str, request: ApiRequest) -> None:

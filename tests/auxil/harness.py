@@ -1,0 +1,160 @@
+"""Drive the real Application over HTTP through the fake Bot API, with a controlled clock."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from telegram import Update
+from telegram.ext import ContextTypes, TypeHandler
+
+from bot.app import CompanionApp, build_application, build_companion
+from bot.config import Settings
+from bot.db.models import PromptStatus, ScheduledPrompt
+from bot.dispatch import DispatchReport, dispatch_due
+from bot.keyboards import CONSENT_AGREE
+from bot.resources import Companion
+from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
+
+# After every handler group: marks an update as fully handled.
+DONE_GROUP = 1000
+WAIT = 10.0
+
+
+class FakeClock:
+    """The time the bot sees; tests move it instead of sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+    def set(self, moment: datetime) -> None:
+        self.now = moment
+
+
+class Harness:
+    """The companion as a patient meets it: updates in through getUpdates, replies recorded."""
+
+    def __init__(self, settings: Settings, fake: FakeTelegram, clock: FakeClock) -> None:
+        self.settings = settings
+        self.fake = fake
+        self.clock = clock
+        self.companion: Companion | None = None
+        self.app: CompanionApp | None = None
+        self._handled: dict[int, asyncio.Event] = {}
+        self.dispatched: list[ApiRequest] = []  # every message a dispatch tick sent
+
+    async def start(self) -> None:
+        self.companion = build_companion(self.settings, clock=self.clock)
+        self.app = build_application(self.companion)
+        self.app.add_handler(TypeHandler(Update, self._mark_handled), group=DONE_GROUP)
+        await self.app.initialize()
+        # run_polling() calls the lifecycle hooks itself; starting piecewise, we do it.
+        if self.app.post_init is not None:
+            await self.app.post_init(self.app)
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(poll_interval=0, timeout=1)
+        await self.fake.wait_until_polled()
+
+    async def stop(self) -> None:
+        if self.app is None:
+            return
+        assert self.app.updater is not None
+        await self.app.updater.stop()
+        await self.app.stop()
+        await self.app.shutdown()
+        if self.app.post_shutdown is not None:
+            await self.app.post_shutdown(self.app)
+        self.app = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def _mark_handled(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        self._handled.setdefault(update.update_id, asyncio.Event()).set()
+
+    async def _handle(self, update_id: int, chat_id: int) -> list[ApiRequest]:
+        before = len(self.fake.requests)
+        event = self._handled.setdefault(update_id, asyncio.Event())
+        await asyncio.wait_for(event.wait(), WAIT)
+        return [r for r in self.fake.requests[before:] if r.chat_id in (chat_id, None)]
+
+    async def send(self, user: TgUser, text: str, *, reply_to: int | None = None) -> list[str]:
+        """Send a text as the user; return the texts of the messages the bot sent back."""
+        requests = await self.send_raw(user, text, reply_to=reply_to)
+        return [r.text or "" for r in requests if r.method == "sendMessage"]
+
+    async def send_raw(
+        self, user: TgUser, text: str, *, reply_to: int | None = None
+    ) -> list[ApiRequest]:
+        before = len(self.fake.requests)
+        update_id = self.fake.text_update(user, text, reply_to=reply_to)
+        await self._handle(update_id, user.id)
+        return [r for r in self.fake.requests[before:] if r.chat_id in (user.id, None)]
+
+    async def send_update(self, user: TgUser, **fields: Any) -> list[ApiRequest]:
+        before = len(self.fake.requests)
+        update_id = self.fake.message_update(user, **fields)
+        await self._handle(update_id, user.id)
+        return self.fake.requests[before:]
+
+    async def press(
+        self, user: TgUser, message_id: int, data: str, *, chat_id: int | None = None
+    ) -> list[ApiRequest]:
+        """Press an inline button on one of the bot's messages; return what the bot did."""
+        before = len(self.fake.requests)
+        update_id = self.fake.callback_update(user, message_id, data, chat_id=chat_id)
+        await asyncio.wait_for(self._handled.setdefault(update_id, asyncio.Event()).wait(), WAIT)
+        return self.fake.requests[before:]
+
+    async def agree(self, user: TgUser) -> None:
+        await self.send(user, "/start")
+        welcome = self.fake.sent(user.id)[-1]
+        await self.press(user, welcome.message_id, CONSENT_AGREE)
+
+    async def dispatch(self) -> DispatchReport:
+        """One tick of the dispatch job, at the clock's time."""
+        assert self.companion is not None and self.app is not None
+        before = len(self.fake.requests)
+        report = await dispatch_due(self.companion, self.app.bot)
+        self.dispatched += [
+            r for r in self.fake.requests[before:] if r.method == "sendMessage" and r.result
+        ]
+        return report
+
+    async def next_prompt(self, user: TgUser) -> ApiRequest:
+        """Move the clock to the next due prompt and run the dispatcher until it is sent."""
+        for _ in range(10):
+            with self.session() as session:
+                due = session.scalar(
+                    select(func.min(ScheduledPrompt.due_at)).where(
+                        ScheduledPrompt.status == PromptStatus.PENDING
+                    )
+                )
+            if due is None:
+                raise AssertionError("no prompt is pending")
+            self.clock.set(max(self.clock.now, due))
+            before = len(self.prompts_sent(user))
+            await self.dispatch()
+            sent = self.prompts_sent(user)
+            if len(sent) > before:
+                return sent[-1]
+        raise AssertionError("the dispatcher kept deferring the next prompt")
+
+    def prompts_sent(self, user: TgUser) -> list[ApiRequest]:
+        """Every prompt the dispatcher has sent to the user, in order."""
+        return [r for r in self.dispatched if r.chat_id == user.id]
+
+    def session(self) -> Session:
+        assert self.companion is not None
+        return self.companion.sessions()
