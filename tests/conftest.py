@@ -45,8 +45,8 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 @pytest.fixture
 def settings(tmp_path: Path, fake: FakeTelegram, prompts_dir: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        telegram_bot_token=fake.token,  # type: ignore[arg-type]
+        _env_file=None,
+        telegram_bot_token=fake.token,
         telegram_api_base_url=fake.base_url,
         database_url=f"sqlite:///{tmp_path / 'companion.sqlite3'}",
         prompts_dir=prompts_dir,

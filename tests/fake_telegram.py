@@ -219,6 +219,7 @@ class FakeTelegram:
         self._changed = _Signal()
         self._stopping = False
         self._pending_updates: list[dict[str, Any]] = []
+        self.pushed: dict[int, dict[str, Any]] = {}  # every update ever pushed, by update_id
         self._last_update_id = 0
         self._polls_waiting = 0
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
@@ -274,8 +275,15 @@ class FakeTelegram:
         update_id = update.setdefault("update_id", self._last_update_id + 1)
         self._last_update_id = max(self._last_update_id, update_id)
         self._pending_updates.append(update)
+        self.pushed[int(update_id)] = update
         self._changed.notify()
         return int(update_id)
+
+    def redeliver(self, update_id: int) -> int:
+        """Push an earlier update again under a new update_id, as after a lost confirmation."""
+        again = copy.deepcopy(self.pushed[update_id])
+        del again["update_id"]
+        return self.push_update(again)
 
     def text_update(self, user: TgUser, text: str, *, reply_to: int | None = None) -> int:
         fields: dict[str, Any] = {"text": text}

@@ -24,8 +24,8 @@ NIGHT = QuietHours(time(22, 0), time(8, 0))
 NOW = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN).astimezone(UTC)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN).astimezone(UTC)
 
 
 def test_it_resolves_time_zones_in_any_case():

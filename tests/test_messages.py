@@ -11,6 +11,7 @@ from bot.messages import TELEGRAM_LIMIT, pack_blocks, split_html, visible_length
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
+
 # A piece is a sequence of whole tags, whole entities and characters that start neither.
 _WHOLE_TOKENS = re.compile(
     r"(?:<[^<>]*>|&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);|[^<>&])*"

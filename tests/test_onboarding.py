@@ -74,20 +74,40 @@ async def test_it_welcomes_back_after_consent(agreed: Harness, alice: TgUser):
 
 async def test_it_lists_every_command_in_help_and_the_menu(bot: Harness, alice: TgUser):
     replies = await bot.send(alice, "/help")
-    for command in ("/intention", "/treatment", "/journal", "/recap", "/timezone", "/quiet",
-                    "/pause", "/resume"):
+    for command in (
+        "/intention",
+        "/treatment",
+        "/journal",
+        "/recap",
+        "/timezone",
+        "/quiet",
+        "/pause",
+        "/resume",
+    ):
         assert command in replies[0]
     menu = bot.fake.sent(method="setMyCommands")[0].params["commands"]
     assert [c["command"] for c in menu] == [
-        "treatment", "intention", "journal", "recap", "timezone", "quiet", "pause", "resume",
-        "help", "start",
+        "treatment",
+        "intention",
+        "journal",
+        "recap",
+        "timezone",
+        "quiet",
+        "pause",
+        "resume",
+        "help",
+        "start",
     ]
 
 
 async def test_it_refuses_group_chats_politely(bot: Harness, alice: TgUser):
     group = {"id": -500, "type": "group", "title": "Friends"}
-    requests = await bot.send_update(alice, text="/start", chat=group,
-                                     entities=[{"type": "bot_command", "offset": 0, "length": 6}])
+    requests = await bot.send_update(
+        alice,
+        text="/start",
+        chat=group,
+        entities=[{"type": "bot_command", "offset": 0, "length": 6}],
+    )
     replies = [r for r in requests if r.method == "sendMessage"]
     assert "private chat" in (replies[0].text or "")
     with bot.session() as session:

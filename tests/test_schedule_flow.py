@@ -14,10 +14,6 @@ from tests.fake_telegram import ApiRequest, TgUser
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def local(request_or_moment: datetime) -> datetime:
-    return request_or_moment.astimezone(BERLIN).replace(tzinfo=None)
-
-
 def buttons(request: ApiRequest) -> list[str]:
     markup = request.params.get("reply_markup") or {"inline_keyboard": []}
     return [button["text"] for row in markup["inline_keyboard"] for button in row]
@@ -43,7 +39,7 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
 
     # 3 h after: the check-in, with Later and Skip.
     checkin = await bot.next_prompt(alice)
-    assert local(bot.clock.now) == datetime(2026, 11, 25, 17, 0)
+    assert bot.clock.now == datetime(2026, 11, 25, 17, 0, tzinfo=BERLIN)
     assert (checkin.text or "").startswith("<b>Check-in</b>")
     assert "Hi Alice" in (checkin.text or "")
     assert buttons(checkin) == ["Later", "Skip"]
@@ -55,37 +51,37 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
 
     # 14 h after is 04:00, inside quiet hours: it waits until 08:00.
     reflection = await bot.next_prompt(alice)
-    assert local(bot.clock.now) == datetime(2026, 11, 26, 8, 0)
+    assert bot.clock.now == datetime(2026, 11, 26, 8, 0, tzinfo=BERLIN)
     assert "<blockquote>To meet my grief with kindness</blockquote>" in (reflection.text or "")
     answer = await bot.send(alice, "I saw my father's garden", reply_to=reflection.message_id)
     assert answer == ["Thank you. Saved as your answer to <i>Reflection</i>."]
 
     # Day 2: skipped.
     day2 = await bot.next_prompt(alice)
-    assert local(bot.clock.now) == datetime(2026, 11, 27, 14, 0)
+    assert bot.clock.now == datetime(2026, 11, 27, 14, 0, tzinfo=BERLIN)
     pressed = await bot.press(alice, day2.message_id, callback(day2, "Skip"))
     toast = next(r for r in pressed if r.method == "answerCallbackQuery")
     assert toast.params["text"] == "Skipped. The next one will come as planned."
 
     # Day 3: "Later" asks again an hour later.
     day3 = await bot.next_prompt(alice)
-    assert local(bot.clock.now) == datetime(2026, 11, 28, 14, 0)
+    assert bot.clock.now == datetime(2026, 11, 28, 14, 0, tzinfo=BERLIN)
     pressed = await bot.press(alice, day3.message_id, callback(day3, "Later"))
     toast = next(r for r in pressed if r.method == "answerCallbackQuery")
     assert toast.params["text"] == "I'll ask again in about an hour."
     assert await bot.send(alice, "Just a thought in between") == ["Saved in your journal."]
     day3_again = await bot.next_prompt(alice)
-    assert local(bot.clock.now) == datetime(2026, 11, 28, 15, 0)
+    assert bot.clock.now == datetime(2026, 11, 28, 15, 0, tzinfo=BERLIN)
     assert day3_again.text == day3.text
     await bot.send(alice, "A walk in the woods on Sunday")
 
     for expected_day, expected_title in (
-        (datetime(2026, 12, 2, 14, 0), "One week on"),
-        (datetime(2026, 12, 9, 14, 0), "Two weeks on"),
-        (datetime(2026, 12, 23, 14, 0), "One month on"),
+        (datetime(2026, 12, 2, 14, 0, tzinfo=BERLIN), "One week on"),
+        (datetime(2026, 12, 9, 14, 0, tzinfo=BERLIN), "Two weeks on"),
+        (datetime(2026, 12, 23, 14, 0, tzinfo=BERLIN), "One month on"),
     ):
         prompt = await bot.next_prompt(alice)
-        assert local(bot.clock.now) == expected_day
+        assert bot.clock.now == expected_day
         assert (prompt.text or "").startswith(f"<b>{expected_title}</b>")
         await bot.send(alice, f"Notes for {expected_title}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
-from telegram import InlineKeyboardMarkup, Message
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot.db import queries
 from bot.db.models import Patient
@@ -38,3 +38,13 @@ async def send_blocks(
     for index, text in enumerate(messages):
         last = index == len(messages) - 1
         await message.reply_html(text, reply_markup=reply_markup if last else None)
+
+
+def pressed_in_own_chat(query: CallbackQuery) -> bool:
+    """True when the button sits in the presser's own private chat with the companion.
+
+    A button from someone else's message (forwarded, or in a group) must never show or change
+    anything of either person.
+    """
+    message = query.message
+    return message is not None and message.chat.id == query.from_user.id

@@ -8,7 +8,7 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import ask_for_consent, consented_patient
+from bot.handlers.common import ask_for_consent, consented_patient, pressed_in_own_chat
 from bot.journal import journal_page as load_page
 from bot.journal import journal_page_context, record_text
 from bot.keyboards import JOURNAL_PREFIX, journal_keyboard
@@ -94,6 +94,9 @@ async def journal_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if query is None or user is None:
         return
     res = companion(context)
+    if not pressed_in_own_chat(query):
+        await query.answer(res.label("not_yours"), show_alert=True)
+        return
     try:
         page = int((query.data or "").removeprefix(JOURNAL_PREFIX))
     except ValueError:

@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.handlers.common import consented_patient
+from bot.handlers.common import consented_patient, pressed_in_own_chat
 from bot.keyboards import consent_keyboard
 from bot.patients import give_consent, quiet_hours_of, start_pending
 from bot.resources import companion
@@ -39,6 +39,9 @@ async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None or user is None:
         return
     res = companion(context)
+    if not pressed_in_own_chat(query):
+        await query.answer(res.label("not_yours"), show_alert=True)
+        return
     with res.sessions.begin() as session:
         patient = queries.patient_by_user(session, user.id)
         if patient is None:

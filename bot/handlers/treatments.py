@@ -9,7 +9,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.handlers.common import ask_for_consent, consented_patient
+from bot.handlers.common import ask_for_consent, consented_patient, pressed_in_own_chat
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
 from bot.keyboards import parse_prompt_callback
 from bot.localtime import (
@@ -122,6 +122,9 @@ async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if query is None or user is None:
         return
     res = companion(context)
+    if not pressed_in_own_chat(query):
+        await query.answer(res.label("not_yours"), show_alert=True)
+        return
     parsed = parse_prompt_callback(query.data or "")
     if parsed is None:
         await query.answer(res.label("bad_button"))

@@ -51,6 +51,7 @@ class Harness:
         self.app: CompanionApp | None = None
         self._handled: dict[int, asyncio.Event] = {}
         self.dispatched: list[ApiRequest] = []  # every message a dispatch tick sent
+        self.last_update_id = 0
 
     async def start(self) -> None:
         self.companion = build_companion(self.settings, clock=self.clock)
@@ -98,9 +99,15 @@ class Harness:
         self, user: TgUser, text: str, *, reply_to: int | None = None
     ) -> list[ApiRequest]:
         before = len(self.fake.requests)
-        update_id = self.fake.text_update(user, text, reply_to=reply_to)
-        await self._handle(update_id, user.id)
+        self.last_update_id = self.fake.text_update(user, text, reply_to=reply_to)
+        await self._handle(self.last_update_id, user.id)
         return [r for r in self.fake.requests[before:] if r.chat_id in (user.id, None)]
+
+    async def redeliver(self, user: TgUser, update_id: int) -> list[ApiRequest]:
+        """Deliver an earlier update again; return what the bot did about it."""
+        before = len(self.fake.requests)
+        await self._handle(self.fake.redeliver(update_id), user.id)
+        return self.fake.requests[before:]
 
     async def send_update(self, user: TgUser, **fields: Any) -> list[ApiRequest]:
         before = len(self.fake.requests)
@@ -124,7 +131,8 @@ class Harness:
 
     async def dispatch(self) -> DispatchReport:
         """One tick of the dispatch job, at the clock's time."""
-        assert self.companion is not None and self.app is not None
+        assert self.companion is not None
+        assert self.app is not None
         before = len(self.fake.requests)
         report = await dispatch_due(self.companion, self.app.bot)
         self.dispatched += [

@@ -1,0 +1,118 @@
+"""Free entries and /journal paging."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.db.models import Entry
+from bot.journal import ENTRY_PREVIEW_LENGTH, PAGE_SIZE
+from bot.messages import TELEGRAM_LIMIT, visible_length
+from tests.auxil.harness import Harness
+from tests.fake_telegram import ApiRequest, TgUser
+
+
+def journal_buttons(request: ApiRequest) -> dict[str, str]:
+    markup = request.params.get("reply_markup") or {"inline_keyboard": [[]]}
+    return {b["text"]: b["callback_data"] for row in markup["inline_keyboard"] for b in row}
+
+
+async def test_it_saves_free_entries_whole_and_escaped(agreed: Harness, alice: TgUser):
+    text = "<b>not bold</b> & *not markdown* \u200b\u202e עברית 🌱\n" + "x" * 4000
+    assert await agreed.send(alice, text) == ["Saved in your journal."]
+    with agreed.session() as session:
+        entry = session.scalars(select(Entry)).one()
+        assert entry.text == text
+        assert entry.prompt_id is None
+        assert entry.treatment_id is None  # no treatment yet
+    page = (await agreed.send(alice, "/journal"))[0]
+    assert "&lt;b&gt;not bold&lt;/b&gt; &amp; *not markdown*" in page
+    assert "…" in page  # long entries are shortened on the page
+
+
+async def test_it_says_when_the_journal_is_empty(agreed: Harness, alice: TgUser):
+    assert (await agreed.send(alice, "/journal"))[0].startswith("Your journal is empty")
+
+
+async def test_it_pages_back_through_the_whole_journal(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    for number in range(1, 13):
+        bot.clock.advance(timedelta(minutes=10))
+        await bot.send(alice, f"Entry number {number}")
+
+    first = next(r for r in await bot.send_raw(alice, "/journal") if r.method == "sendMessage")
+    text = first.text or ""
+    assert text.startswith("<b>Your journal</b> — page 1 of 3 (12 entries)")
+    assert [f"Entry number {n}" in text for n in (12, 11, 10, 9, 8, 7)] == [True] * 5 + [False]
+    assert text.index("Entry number 12") < text.index("Entry number 11")
+    assert "<b>Wed 25 Nov, 16:00</b> · treatment 1" in text  # local time, newest first
+    assert journal_buttons(first) == {"◀ Older": "journal:1"}
+
+    await bot.press(alice, first.message_id, "journal:1")
+    page2 = bot.fake.bot_message(alice.id, first.message_id)
+    assert page2["text"].startswith("<b>Your journal</b> — page 2 of 3")
+    assert "Entry number 7" in page2["text"]
+    assert "Entry number 3" in page2["text"]
+    assert {b["text"] for b in page2["reply_markup"]["inline_keyboard"][0]} == {
+        "◀ Older",
+        "Newer ▶",
+    }
+
+    await bot.press(alice, first.message_id, "journal:2")
+    page3 = bot.fake.bot_message(alice.id, first.message_id)
+    assert page3["text"].endswith("Entry number 1")
+    assert "Entry number 3" not in page3["text"]
+    assert [b["text"] for b in page3["reply_markup"]["inline_keyboard"][0]] == ["Newer ▶"]
+
+    # A page past the end shows the last one; pressing it again changes nothing, quietly.
+    done = await bot.press(alice, first.message_id, "journal:99")
+    assert [r.method for r in done] == ["answerCallbackQuery", "editMessageText"]
+    assert done[1].result is None  # Telegram: "message is not modified"; no error shown
+
+
+async def test_it_shows_which_prompt_an_entry_answers(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    await bot.send(alice, "Calm")
+    page = (await bot.send(alice, "/journal"))[0]
+    assert "<b>Wed 25 Nov, 17:00</b> · treatment 1\n<i>Answer to: Check-in</i>\nCalm" in page
+
+
+async def test_it_fits_a_page_of_the_longest_entries_in_one_message(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    for _ in range(PAGE_SIZE):
+        bot.clock.advance(timedelta(minutes=1))
+        await bot.send(alice, "🌊&" * 2000)  # escaping and two UTF-16 units per emoji
+    page = (await bot.send(alice, "/journal"))[0]
+    assert visible_length(page) <= TELEGRAM_LIMIT
+    assert page.count("…") == PAGE_SIZE
+    assert ENTRY_PREVIEW_LENGTH * PAGE_SIZE < TELEGRAM_LIMIT
+
+
+async def test_it_ignores_a_button_pressed_by_someone_else(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "A private thought of Alice")
+    journal = next(r for r in await bot.send_raw(alice, "/journal") if r.method == "sendMessage")
+    await bot.agree(bob)
+    # Bob presses a button on Alice's message (as if it reached him): nothing changes.
+    done = await bot.press(bob, journal.message_id, "journal:0", chat_id=alice.id)
+    assert [r.method for r in done] == ["answerCallbackQuery"]
+    assert done[0].params["text"] == "This button belongs to someone else's message."
+    unchanged = bot.fake.bot_message(alice.id, journal.message_id)
+    assert "A private thought of Alice" in unchanged["text"]
+
+
+async def test_it_does_not_save_a_redelivered_message_twice(agreed: Harness, alice: TgUser):
+    bot = agreed
+    assert await bot.send(alice, "Only once") == ["Saved in your journal."]
+    again = await bot.redeliver(alice, bot.last_update_id)
+    assert [r for r in again if r.method == "sendMessage"] == []
+    with bot.session() as session:
+        assert session.scalar(select(func.count(Entry.id))) == 1
