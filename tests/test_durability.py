@@ -1,0 +1,128 @@
+"""Due times live in the database: restarts, crashes and Telegram errors lose nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
+from bot.dispatch import LEASE, MAX_ATTEMPTS, DispatchReport, claim_due
+from tests.auxil.harness import Harness
+from tests.fake_telegram import TgUser
+
+
+def statuses(bot: Harness) -> dict[str, str]:
+    with bot.session() as session:
+        rows = session.scalars(select(ScheduledPrompt).order_by(ScheduledPrompt.id))
+        return {row.step_key: row.status for row in rows}
+
+
+async def test_it_goes_on_after_a_restart_with_nothing_lost_or_repeated(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    await bot.send(alice, "Before the restart")
+    # Two days go by while the bot is down: the reflection and day 2 fall due.
+    await bot.stop()
+    bot.clock.advance(timedelta(days=2, hours=1))
+    await bot.start()
+
+    first = await bot.dispatch()
+    assert len(first.sent) == 1  # the reflection now; day 2 waits its turn
+    assert (await bot.dispatch()).sent == []
+    await bot.send(alice, "After the restart")
+    bot.clock.advance(timedelta(hours=1))
+    assert len((await bot.dispatch()).sent) == 1  # day 2
+    while True:
+        try:
+            await bot.next_prompt(alice)
+        except AssertionError:
+            break
+    titles = [(r.text or "").split("</b>")[0] for r in bot.prompts_sent(alice)]
+    assert titles == [
+        "<b>Check-in",
+        "<b>Reflection",
+        "<b>One small step",
+        "<b>An integration practice",
+        "<b>One week on",
+        "<b>Two weeks on",
+        "<b>One month on",
+    ]
+    assert set(statuses(bot).values()) == {PromptStatus.SENT}
+    with bot.session() as session:
+        answers = session.execute(select(Entry.text, Entry.prompt_id).order_by(Entry.id)).all()
+        assert answers == [("Before the restart", 1), ("After the restart", 2)]
+
+
+async def test_it_resends_a_prompt_claimed_by_a_dispatcher_that_crashed(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=3))
+    assert bot.companion is not None
+    # A dispatcher claims the check-in and dies before sending it.
+    with bot.companion.sessions.begin() as session:
+        claimed = claim_due(session, bot.clock.now, bot.companion.schedule, "UTC", DispatchReport())
+    assert len(claimed) == 1
+    await bot.restart()
+    assert (await bot.dispatch()).sent == []  # the lease still holds
+    bot.clock.advance(LEASE)
+    assert (await bot.dispatch()).sent == claimed
+    assert (await bot.dispatch()).sent == []
+    assert len(bot.prompts_sent(alice)) == 1
+
+
+async def test_it_waits_as_telegram_asks_after_a_429(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=3))
+    bot.fake.fail("sendMessage", error_code=429, description="Too Many Requests", retry_after=7)
+    report = await bot.dispatch()
+    assert (report.sent, report.retrying) == ([], 1)
+    bot.clock.advance(timedelta(seconds=6))
+    assert (await bot.dispatch()).sent == []
+    bot.clock.advance(timedelta(seconds=1))
+    assert len((await bot.dispatch()).sent) == 1
+
+
+async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=3))
+    bot.fake.fail("sendMessage", error_code=502, description="Bad Gateway", times=MAX_ATTEMPTS)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        report = await bot.dispatch()
+        assert report.sent == []
+        with bot.session() as session:
+            prompt = session.scalars(select(ScheduledPrompt).limit(1)).one()
+            assert prompt.attempts == attempt
+        if attempt < MAX_ATTEMPTS:
+            assert prompt.status == PromptStatus.PENDING
+            bot.clock.set(prompt.due_at)  # the backoff doubles each time
+    assert prompt.status == PromptStatus.FAILED
+    assert prompt.last_error is not None
+    # The other steps go on as planned.
+    assert (await bot.next_prompt(alice)).text
+
+
+async def test_it_holds_the_prompts_of_a_patient_who_blocked_the_bot(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=3))
+    bot.fake.fail("sendMessage", error_code=403, description="Forbidden: bot was blocked by the user")
+    assert (await bot.dispatch()).sent == []
+    assert set(statuses(bot).values()) == {PromptStatus.HELD}
+    with bot.session() as session:
+        assert session.scalars(select(Patient)).one().paused_at is not None
+    bot.clock.advance(timedelta(days=1))
+    assert (await bot.dispatch()).sent == []
+    # Back again: nothing was lost.
+    assert "Send /resume" in (await bot.send(alice, "/start"))[0]
+    assert "2 came due" in (await bot.send(alice, "/resume"))[0]
+    assert len((await bot.dispatch()).sent) == 1
