@@ -94,5 +94,5 @@ def load_settings(kind: type[SettingsT], **overrides: object) -> SettingsT:
                 problems.append(TOKEN_HELP)
             else:
                 message = str(error["msg"]).removeprefix("Value error, ")
-                problems.append(f"{name}: {message}")
+                problems.append(message if message.startswith(name) else f"{name}: {message}")
         raise SettingsError("\n".join(problems)) from None

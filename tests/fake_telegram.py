@@ -222,6 +222,7 @@ class FakeTelegram:
         self.pushed: dict[int, dict[str, Any]] = {}  # every update ever pushed, by update_id
         self._last_update_id = 0
         self._polls_waiting = 0
+        self.poll_count = 0  # getUpdates calls so far
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._last_message_id: dict[int, int] = {}
         self._users: dict[int, TgUser] = {}
@@ -366,6 +367,11 @@ class FakeTelegram:
                 f"recent requests: {self._recent_requests()}"
             )
 
+    async def wait_polled_after(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Until a getUpdates call beyond the first `count` arrives (a new process is polling)."""
+        if not await self._changed.wait_until(lambda: self.poll_count > count, timeout):
+            raise TimeoutError(f"no new getUpdates call within {timeout}s")
+
     # -- faults ------------------------------------------------------------------------------
 
     def fail(
@@ -466,6 +472,8 @@ class FakeTelegram:
                 return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self.poll_count += 1
+        self._changed.notify()
         offset = params.get("offset")
         if isinstance(offset, int) and offset < 0:
             self._pending_updates = self._pending_updates[offset:]

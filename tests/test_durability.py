@@ -66,7 +66,9 @@ async def test_it_resends_a_prompt_claimed_by_a_dispatcher_that_crashed(
     assert bot.companion is not None
     # A dispatcher claims the check-in and dies before sending it.
     with bot.companion.sessions.begin() as session:
-        claimed = claim_due(session, bot.clock.now, bot.companion.schedule, "UTC", DispatchReport())
+        claimed = claim_due(
+            session, bot.clock.now, bot.companion.schedule, "UTC", DispatchReport()
+        )
     assert len(claimed) == 1
     await bot.restart()
     assert (await bot.dispatch()).sent == []  # the lease still holds
@@ -115,7 +117,9 @@ async def test_it_holds_the_prompts_of_a_patient_who_blocked_the_bot(
     bot = agreed
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(hours=3))
-    bot.fake.fail("sendMessage", error_code=403, description="Forbidden: bot was blocked by the user")
+    bot.fake.fail(
+        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
+    )
     assert (await bot.dispatch()).sent == []
     assert set(statuses(bot).values()) == {PromptStatus.HELD}
     with bot.session() as session:

@@ -47,7 +47,10 @@ async def test_it_recaps_the_week(agreed: Harness, alice: TgUser):
     assert len(messages) == 1
     recap = messages[0]
     assert recap.startswith("<b>Your last 7 days</b> (Friday 20 November – Friday 27 November)")
-    assert "• Treatment 1 — Wed 25 Nov, 14:00\n<blockquote>Let go of the old story</blockquote>" in recap
+    assert (
+        "• Treatment 1 — Wed 25 Nov, 14:00\n<blockquote>Let go of the old story</blockquote>"
+        in recap
+    )
     assert "1 of 3 answered" not in recap
     assert "2 of 3 answered." in recap
     assert "<i>Check-in</i> (treatment 1), Wed 25 Nov, 17:00\nSleepy &amp; &lt;calm&gt;" in recap
@@ -56,7 +59,10 @@ async def test_it_recaps_the_week(agreed: Harness, alice: TgUser):
     assert reflection.rstrip().endswith("…")
     assert len(reflection) < 400
     assert "None of your own in these days" in recap
-    assert "• Treatment 2 planned for Tue 1 Dec, 10:00, with the intention: <i>Keep walking</i>" in recap
+    assert (
+        "• Treatment 2 planned for Tue 1 Dec, 10:00, with the intention: <i>Keep walking</i>"
+        in recap
+    )
     assert "• An integration practice (treatment 1) — Sat 28 Nov, 14:00" in recap
     assert "• Check-in (treatment 2) — Tue 1 Dec, 13:00" in recap
 

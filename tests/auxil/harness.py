@@ -84,10 +84,13 @@ class Harness:
     async def _mark_handled(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         self._handled.setdefault(update.update_id, asyncio.Event()).set()
 
+    async def wait_handled(self, update_id: int) -> None:
+        """Until the bot has run every handler group for this update."""
+        await asyncio.wait_for(self._handled.setdefault(update_id, asyncio.Event()).wait(), WAIT)
+
     async def _handle(self, update_id: int, chat_id: int) -> list[ApiRequest]:
         before = len(self.fake.requests)
-        event = self._handled.setdefault(update_id, asyncio.Event())
-        await asyncio.wait_for(event.wait(), WAIT)
+        await self.wait_handled(update_id)
         return [r for r in self.fake.requests[before:] if r.chat_id in (chat_id, None)]
 
     async def send(self, user: TgUser, text: str, *, reply_to: int | None = None) -> list[str]:
@@ -121,7 +124,7 @@ class Harness:
         """Press an inline button on one of the bot's messages; return what the bot did."""
         before = len(self.fake.requests)
         update_id = self.fake.callback_update(user, message_id, data, chat_id=chat_id)
-        await asyncio.wait_for(self._handled.setdefault(update_id, asyncio.Event()).wait(), WAIT)
+        await self.wait_handled(update_id)
         return self.fake.requests[before:]
 
     async def agree(self, user: TgUser) -> None:

@@ -1,0 +1,130 @@
+"""Bad input gets a clear, kind reply, and nothing is stored or corrupted."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db.models import Entry, Patient, ScheduledPrompt, Treatment
+from tests.auxil.harness import Harness
+from tests.fake_telegram import TgUser
+
+
+def counts(bot: Harness) -> tuple[int, int, int]:
+    with bot.session() as session:
+        return (
+            session.scalar(select(func.count(Treatment.id))) or 0,
+            session.scalar(select(func.count(ScheduledPrompt.id))) or 0,
+            session.scalar(select(func.count(Entry.id))) or 0,
+        )
+
+
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("/treatment 25:00", "I didn't understand that time. You can send:"),
+        ("/treatment banana", "I didn't understand that time."),
+        ("/treatment yesterday", "I didn't understand that time."),
+        ("/treatment 2026-02-30 10:00", "I didn't understand that time."),
+        ("/treatment 1 2 3", "I didn't understand that time."),
+        ("/treatment 2026-01-01 10:00", "That's more than 30 days ago"),
+        ("/treatment 2027-11-01 10:00", "That's more than 180 days ahead"),
+        ("/timezone Not/AZone", "I don't know the time zone"),
+        ("/quiet 8am-10pm", "Please give quiet hours as two times"),
+        ("/quiet 22:00-22:00", "The start and end can't be the same."),
+        ("/nonsense", "I don't know that command. /help lists what I can do."),
+        ("/intention", "An intention is a few words"),
+    ],
+)
+async def test_it_answers_malformed_commands_kindly(
+    agreed: Harness, alice: TgUser, command: str, reply: str
+):
+    replies = await agreed.send(alice, command)
+    assert len(replies) == 1
+    assert reply in replies[0]
+    assert counts(agreed) == (0, 0, 0)
+
+
+async def test_it_refuses_an_over_long_intention(agreed: Harness, alice: TgUser):
+    reply = (await agreed.send(alice, "/intention " + "so much to say " * 200))[0]
+    assert "That's a little long for an intention (2999 characters)" in reply
+    with agreed.session() as session:
+        assert session.scalars(select(Patient)).one().pending_intention is None
+
+
+async def test_it_escapes_an_intention_full_of_markup(agreed: Harness, alice: TgUser):
+    reply = (await agreed.send(alice, "/intention <i>be</i> & *brave* </blockquote>"))[0]
+    assert (
+        "<blockquote>&lt;i&gt;be&lt;/i&gt; &amp; *brave* &lt;/blockquote&gt;</blockquote>" in reply
+    )
+    await agreed.send(alice, "/treatment")
+    await agreed.next_prompt(alice)
+    reflection = await agreed.next_prompt(alice)
+    assert "&lt;/blockquote&gt;</blockquote>" in (reflection.text or "")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "sticker": {
+                "file_id": "s1",
+                "file_unique_id": "u1",
+                "type": "regular",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+            }
+        },
+        {
+            "photo": [{"file_id": "p1", "file_unique_id": "u2", "width": 90, "height": 90}],
+            "caption": "a drawing",
+        },
+        {"location": {"latitude": 52.5, "longitude": 13.4}},
+        {"voice": {"file_id": "v1", "file_unique_id": "u3", "duration": 4}},
+    ],
+)
+async def test_it_explains_what_the_journal_keeps(agreed: Harness, alice: TgUser, fields):
+    requests = await agreed.send_update(alice, **fields)
+    replies = [r.text for r in requests if r.method == "sendMessage"]
+    assert replies == [
+        "For now your journal keeps text only, so I couldn't save that. "
+        "If you'd like, write it to me in words."
+    ]
+    assert counts(agreed) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("data", ["prompt:later:abc", "prompt:", "prompt:fly:1", "whatever"])
+async def test_it_answers_unknown_buttons(agreed: Harness, alice: TgUser, data: str):
+    message = agreed.fake.sent(alice.id)[-1]
+    done = await agreed.press(alice, message.message_id, data)
+    toast = next(r for r in done if r.method == "answerCallbackQuery")
+    assert toast.params["text"] == "That button no longer works. Try the command again."
+    assert counts(agreed) == (0, 0, 0)
+
+
+async def test_it_refuses_a_button_for_another_patients_prompt(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    await bot.agree(bob)
+    bobs_message = bot.fake.sent(bob.id)[-1]
+    # Bob forges the data of Alice's prompt on a message of his own.
+    done = await bot.press(bob, bobs_message.message_id, "prompt:skip:1")
+    toast = next(r for r in done if r.method == "answerCallbackQuery")
+    assert toast.params["text"] == "This button belongs to someone else's message."
+    with bot.session() as session:
+        assert session.get_one(ScheduledPrompt, 1).status == "sent"
+
+
+async def test_it_ignores_edits_without_losing_the_original(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "The original words")
+    edited = dict(bot.fake.pushed[bot.last_update_id]["message"], text="Changed", edit_date=1)
+    update_id = bot.fake.push_update({"edited_message": edited})
+    await bot.wait_handled(update_id)
+    with bot.session() as session:
+        assert session.scalars(select(Entry.text)).all() == ["The original words"]

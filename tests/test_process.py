@@ -1,0 +1,141 @@
+"""The real `python -m bot run` process, against the fake Bot API, through a kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.keyboards import CONSENT_AGREE
+from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT_PROMPTS = ROOT / "tests" / "data" / "short_prompts"
+TIMEOUT = 30.0
+
+
+class BotProcess:
+    def __init__(self, fake: FakeTelegram, workdir: Path) -> None:
+        self.fake = fake
+        self.workdir = workdir
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": self.fake.token,
+            "TELEGRAM_API_BASE_URL": self.fake.base_url,
+            "DATABASE_URL": f"sqlite:///{self.workdir / 'companion.sqlite3'}",
+            "PROMPTS_DIR": str(SHORT_PROMPTS),
+            "DISPATCH_INTERVAL_SECONDS": "1",
+            "DEFAULT_TIMEZONE": "UTC",
+            "LOG_LEVEL": "INFO",
+        }
+        polls = self.fake.poll_count
+        with (self.workdir / "bot.log").open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=self.workdir,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )
+        await self.fake.wait_polled_after(polls, timeout=TIMEOUT)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), TIMEOUT)
+
+
+@pytest.fixture
+async def process(fake: FakeTelegram, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    bot = BotProcess(fake, tmp_path)
+    try:
+        yield bot
+    finally:
+        if bot.process is not None and bot.process.returncode is None:
+            await bot.kill()
+
+
+def to(chat_id: int, contains: str) -> Callable[[ApiRequest], bool]:
+    def match(request: ApiRequest) -> bool:
+        return (
+            request.method == "sendMessage"
+            and request.chat_id == chat_id
+            and contains in (request.text or "")
+            and request.result is not None
+        )
+
+    return match
+
+
+async def test_it_carries_a_patient_through_a_short_schedule_across_a_kill(
+    fake: FakeTelegram, process: BotProcess, alice: TgUser
+):
+    await process.start()
+    menu = await fake.wait_for(lambda r: r.method == "setMyCommands", timeout=TIMEOUT)
+    assert menu
+
+    fake.text_update(alice, "/start")
+    [welcome] = await fake.wait_for(to(alice.id, "Do you agree?"), timeout=TIMEOUT)
+    fake.callback_update(alice, welcome.message_id, CONSENT_AGREE)
+    await fake.wait_for(to(alice.id, "Your journal is ready"), timeout=TIMEOUT)
+    fake.text_update(alice, "/quiet off")  # whatever the hour the test runs at
+    await fake.wait_for(to(alice.id, "Quiet hours are off"), timeout=TIMEOUT)
+    fake.text_update(alice, "/intention Trust the process")
+    await fake.wait_for(to(alice.id, "Your intention is set"), timeout=TIMEOUT)
+    fake.text_update(alice, "/treatment")
+    await fake.wait_for(to(alice.id, "Treatment 1 is logged"), timeout=TIMEOUT)
+
+    [checkin] = await fake.wait_for(
+        to(alice.id, "Step one for treatment 1, Alice"), timeout=TIMEOUT
+    )
+    fake.text_update(alice, "Calm and warm")
+    await fake.wait_for(to(alice.id, "Saved as your answer to <i>Check-in</i>"), timeout=TIMEOUT)
+
+    # Crash hard, then start again: what fell due meanwhile arrives, nothing twice.
+    await process.kill()
+    await process.start()
+    [feeling] = await fake.wait_for(to(alice.id, "Step two"), timeout=TIMEOUT)
+    fake.callback_update(alice, feeling.message_id, "prompt:scale:2:8")
+    await fake.wait_for(
+        to(alice.id, "Saved as your answer to <i>How you feel</i>"), timeout=TIMEOUT
+    )
+    [reflection] = await fake.wait_for(to(alice.id, "Step three"), timeout=TIMEOUT)
+    assert "<i>Trust the process</i>" in (reflection.text or "")
+    fake.text_update(alice, "It did", reply_to=reflection.message_id)
+    await fake.wait_for(to(alice.id, "Saved as your answer to <i>Reflection</i>"), timeout=TIMEOUT)
+    await fake.wait_for(to(alice.id, "Step four: rest well."), timeout=TIMEOUT)
+
+    fake.text_update(alice, "/recap")
+    [recap] = await fake.wait_for(to(alice.id, "<b>Your last 7 days</b>"), timeout=TIMEOUT)
+    text = recap.text or ""
+    assert "3 of 4 answered." in text
+    assert "Calm and warm" in text
+    assert "8 out of 10" in text
+    assert "It did" in text
+    assert "<blockquote>Trust the process</blockquote>" in text
+
+    # SIGTERM: a clean exit within a few seconds.
+    assert await process.terminate() == 0
+    for step in ("Step one", "Step two", "Step three", "Step four"):
+        assert len([r for r in fake.sent(alice.id) if step in (r.text or "")]) == 1, step
+    log = (process.workdir / "bot.log").read_text()
+    for private in ("Calm and warm", "It did", "Trust the process", fake.token):
+        assert private not in log

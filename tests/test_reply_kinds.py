@@ -1,0 +1,106 @@
+"""Steps that expect a 1-10 scale, or no answer at all."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import Entry
+from tests.auxil.harness import Harness
+from tests.fake_telegram import ApiRequest, TgUser
+
+
+@pytest.fixture
+def prompts_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "schedule.toml").write_text(
+        """
+min_gap = "0s"
+
+[[step]]
+key = "feeling"
+title = "How you feel"
+after = "1h"
+template = "feeling.html"
+reply = "scale"
+
+[[step]]
+key = "rest"
+title = "A reminder to rest"
+after = "2h"
+template = "rest.html"
+reply = "none"
+""",
+        encoding="utf-8",
+    )
+    (folder / "feeling.html").write_text("From 1 to 10, how do you feel?", encoding="utf-8")
+    (folder / "rest.html").write_text("Rest well, {{ first_name }}.", encoding="utf-8")
+    return folder
+
+
+def keyboard(request: ApiRequest) -> list[list[str]]:
+    rows = request.params["reply_markup"]["inline_keyboard"]
+    return [[button["callback_data"] for button in row] for row in rows]
+
+
+async def test_it_stores_a_scale_answer_from_a_button(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    prompt = await bot.next_prompt(alice)
+    assert keyboard(prompt) == [
+        [f"prompt:scale:1:{n}" for n in range(1, 6)],
+        [f"prompt:scale:1:{n}" for n in range(6, 11)],
+        ["prompt:later:1", "prompt:skip:1"],
+    ]
+    done = await bot.press(alice, prompt.message_id, "prompt:scale:1:7")
+    assert next(r for r in done if r.method == "answerCallbackQuery").params["text"] == (
+        "Noted: 7 out of 10."
+    )
+    assert next(r for r in done if r.method == "sendMessage").text == (
+        "Thank you. Saved as your answer to <i>How you feel</i>."
+    )
+    # A second press (a double tap) stores nothing more.
+    again = await bot.press(alice, prompt.message_id, "prompt:scale:1:9")
+    assert "closed" in next(r for r in again if r.method == "answerCallbackQuery").params["text"]
+    with bot.session() as session:
+        entries = session.scalars(select(Entry)).all()
+        assert [(e.scale_value, e.text, e.prompt_id) for e in entries] == [(7, None, 1)]
+    assert "7 out of 10" in (await bot.send(alice, "/journal"))[0]
+
+
+async def test_it_takes_a_typed_number_as_the_scale_value(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    await bot.send(alice, " 4 ")
+    with bot.session() as session:
+        entry = session.scalars(select(Entry)).one()
+        assert (entry.scale_value, entry.prompt_id) == (4, 1)
+
+
+@pytest.mark.parametrize("data", ["prompt:scale:1:11", "prompt:scale:1:0", "prompt:scale:1:x"])
+async def test_it_refuses_a_forged_scale_value(agreed: Harness, alice: TgUser, data: str):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    prompt = await bot.next_prompt(alice)
+    done = await bot.press(alice, prompt.message_id, data)
+    assert next(r for r in done if r.method == "answerCallbackQuery").params["text"]
+    with bot.session() as session:
+        assert session.scalars(select(Entry)).all() == []
+
+
+async def test_it_sends_a_no_answer_step_without_buttons(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    bot.clock.advance(timedelta(hours=1))
+    rest = await bot.next_prompt(alice)
+    assert rest.text == "Rest well, Alice."
+    assert "reply_markup" not in rest.params
+    assert await bot.send(alice, "Thanks, I will") == ["Saved in your journal."]
+    with bot.session() as session:
+        assert session.scalars(select(Entry.prompt_id)).all() == [None]
