@@ -18,6 +18,7 @@ from bot.handlers import register_handlers
 from bot.render import Renderer
 from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.schedule import load_schedule
+from bot.updates import ChatOrderedUpdateProcessor
 
 # python-telegram-bot 22 hands out durations (RetryAfter.retry_after) as timedelta with this.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -103,6 +104,7 @@ def build_application(companion_: Companion) -> CompanionApp:
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
+        .concurrent_updates(ChatOrderedUpdateProcessor(companion_.chat_lock))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )

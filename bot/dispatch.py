@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from jinja2 import TemplateError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.db import queries
@@ -128,28 +128,26 @@ def _retry_or_fail(
     log.warning("prompt %s will be retried in %s: %s", prompt.id, delay, reason)
 
 
-async def send_prompt(
-    companion: Companion, bot: Bot, prompt_id: int, report: DispatchReport
-) -> None:
-    """Render and send one claimed prompt, then record what happened."""
-    settings, schedule = companion.settings, companion.schedule
+@dataclass(frozen=True)
+class Outgoing:
+    prompt_id: int
+    patient_id: int
+    step_key: str
+    chat_id: int
+    text: str
+    keyboard: InlineKeyboardMarkup | None
+
+
+def prepare(companion: Companion, prompt_id: int, report: DispatchReport) -> Outgoing | None:
+    """Render a claimed prompt; a step gone from the schedule or a broken template fails it."""
     with companion.sessions.begin() as session:
         prompt = session.get_one(ScheduledPrompt, prompt_id)
         patient = session.get_one(Patient, prompt.patient_id)
         treatment = session.get_one(Treatment, prompt.treatment_id)
-        step = schedule.step(prompt.step_key)
-        if step is None:
-            _finish(
-                session, prompt.id, status=PromptStatus.FAILED, last_error="step not in schedule"
-            )
-            report.failed += 1
-            log.error(
-                "prompt %s: step %r is no longer in the schedule", prompt.id, prompt.step_key
-            )
-            return
-        now = companion.clock()
-        zone = zone_of(patient, settings.default_timezone)
+        step = companion.schedule.step(prompt.step_key)
         try:
+            if step is None:
+                raise LookupError("step not in schedule")
             text = companion.prompts.render(
                 step.template,
                 **prompt_context(
@@ -158,69 +156,45 @@ async def send_prompt(
                     treatment_at=treatment.occurred_at,
                     intention=treatment.intention or "",
                     step=step,
-                    now=now,
-                    zone=zone,
+                    now=companion.clock(),
+                    zone=zone_of(patient, companion.settings.default_timezone),
                 ),
             )
-        except TemplateError as exc:
-            _finish(session, prompt.id, status=PromptStatus.FAILED, last_error="template error")
+        except (LookupError, TemplateError, OSError) as exc:
+            reason = f"cannot render step {prompt.step_key}: {type(exc).__name__}"
+            _finish(session, prompt.id, status=PromptStatus.FAILED, last_error=reason)
             report.failed += 1
-            log.error(
-                "prompt %s: template %s cannot render: %s",
-                prompt.id,
-                step.template,
-                type(exc).__name__,
-            )
-            return
-        chat_id = patient.chat_id
-        keyboard = prompt_keyboard(companion, step, prompt.id)
-
-    try:
-        message = await bot.send_message(chat_id, text, reply_markup=keyboard)
-    except RetryAfter as exc:
-        with companion.sessions.begin() as session:
-            wait = (
-                exc.retry_after
-                if isinstance(exc.retry_after, timedelta)
-                else timedelta(seconds=exc.retry_after)
-            )
-            _finish(
-                session, prompt_id, status=PromptStatus.PENDING, due_at=companion.clock() + wait
-            )
-        report.retrying += 1
-        log.warning("prompt %s: rate limited by Telegram for %s", prompt_id, wait)
-    except Forbidden:
-        # The patient blocked the bot or left Telegram: keep everything, stop sending, and
-        # pause them so their rows are not scanned again; /resume (or /start) brings them back.
-        with companion.sessions.begin() as session:
-            _finish(session, prompt_id, status=PromptStatus.PENDING)
-            owner = session.get_one(Patient, prompt.patient_id)
-            owner.paused_at = companion.clock()
-            queries.set_prompts_status(session, owner.id, PromptStatus.PENDING, PromptStatus.HELD)
-        log.warning(
-            "patient %s cannot be reached (blocked the bot?); their prompts are held",
-            prompt.patient_id,
+            log.error("prompt %s: %s", prompt.id, reason)
+            return None
+        return Outgoing(
+            prompt_id=prompt.id,
+            patient_id=patient.id,
+            step_key=prompt.step_key,
+            chat_id=patient.chat_id,
+            text=text,
+            keyboard=prompt_keyboard(companion, step, prompt.id),
         )
-    except BadRequest as exc:
-        with companion.sessions.begin() as session:
-            _finish(
-                session,
-                prompt_id,
-                status=PromptStatus.FAILED,
-                last_error=f"bad request: {exc.message[:150]}",
+
+
+async def send_prompt(
+    companion: Companion, bot: Bot, prompt_id: int, report: DispatchReport
+) -> None:
+    """Send one claimed prompt and record what happened.
+
+    The chat's lock is held from sending to recording, so a reply to this prompt is handled
+    only once the prompt is known as sent.
+    """
+    outgoing = prepare(companion, prompt_id, report)
+    if outgoing is None:
+        return
+    async with companion.chat_lock(outgoing.chat_id):
+        try:
+            message = await bot.send_message(
+                outgoing.chat_id, outgoing.text, reply_markup=outgoing.keyboard
             )
-        report.failed += 1
-        log.error("prompt %s rejected by Telegram", prompt_id)
-    except TelegramError as exc:
-        with companion.sessions.begin() as session:
-            _retry_or_fail(
-                session,
-                session.get_one(ScheduledPrompt, prompt_id),
-                companion.clock(),
-                type(exc).__name__,
-                report,
-            )
-    else:
+        except TelegramError as exc:
+            _record_failure(companion, outgoing, exc, report)
+            return
         with companion.sessions.begin() as session:
             _finish(
                 session,
@@ -230,10 +204,41 @@ async def send_prompt(
                 telegram_message_id=message.message_id,
                 last_error=None,
             )
-        report.sent.append(prompt_id)
-        log.info(
-            "sent prompt %s (step %s) to patient %s", prompt_id, prompt.step_key, prompt.patient_id
-        )
+    report.sent.append(prompt_id)
+    log.info(
+        "sent prompt %s (step %s) to patient %s", prompt_id, outgoing.step_key, outgoing.patient_id
+    )
+
+
+def _record_failure(
+    companion: Companion, outgoing: Outgoing, error: TelegramError, report: DispatchReport
+) -> None:
+    now = companion.clock()
+    with companion.sessions.begin() as session:
+        if isinstance(error, RetryAfter):
+            wait = error.retry_after
+            delay = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
+            _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING, due_at=now + delay)
+            report.retrying += 1
+            log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
+        elif isinstance(error, Forbidden):
+            # Blocked, or the account is gone: keep everything, stop sending, and pause the
+            # patient so their rows are not scanned again; /resume brings them back.
+            _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING)
+            patient = session.get_one(Patient, outgoing.patient_id)
+            patient.paused_at = now
+            queries.set_prompts_status(
+                session, patient.id, PromptStatus.PENDING, PromptStatus.HELD
+            )
+            log.warning("patient %s cannot be reached; their prompts are held", patient.id)
+        elif isinstance(error, BadRequest):
+            reason = f"rejected by Telegram: {error.message[:150]}"
+            _finish(session, outgoing.prompt_id, status=PromptStatus.FAILED, last_error=reason)
+            report.failed += 1
+            log.error("prompt %s was rejected by Telegram", outgoing.prompt_id)
+        else:
+            prompt = session.get_one(ScheduledPrompt, outgoing.prompt_id)
+            _retry_or_fail(session, prompt, now, type(error).__name__, report)
 
 
 async def dispatch_due(companion: Companion, bot: Bot) -> DispatchReport:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
+from weakref import WeakValueDictionary
 
 from telegram.ext import CallbackContext
 
@@ -30,6 +32,18 @@ class Companion:
     texts: Renderer  # the bot's own messages (bot/templates)
     prompts: Renderer  # the clinic's prompt templates (PROMPTS_DIR)
     clock: Clock
+    # One lock per chat, held by the handling of each update and by the sending of a prompt,
+    # so a reply racing the prompt it answers waits until that prompt is recorded as sent.
+    # In-process only: several instances will need the database for this.
+    _chat_locks: WeakValueDictionary[int, asyncio.Lock] = field(
+        default_factory=WeakValueDictionary
+    )
+
+    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+        lock = self._chat_locks.get(chat_id)
+        if lock is None:
+            lock = self._chat_locks[chat_id] = asyncio.Lock()
+        return lock
 
     def label(self, name: str, **context: Any) -> str:
         """A button label or a short notice, from the macros in labels.html."""

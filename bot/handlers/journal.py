@@ -28,8 +28,8 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     reply_to = message.reply_to_message
     with res.sessions.begin() as session:
         patient = consented_patient(session, user.id)
-        if patient is not None:
-            recorded = record_text(
+        recorded = (
+            record_text(
                 session,
                 patient,
                 res.schedule,
@@ -39,13 +39,16 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 reply_to_message_id=reply_to.message_id if reply_to else None,
                 now=res.clock(),
             )
-            prompt = recorded.prompt
-    if patient is None:
+            if patient
+            else None
+        )
+    if recorded is None:
         await ask_for_consent(message, res, user.id)
         return
     if recorded.duplicate:
         log.info("message %s was already recorded; not answering twice", message.message_id)
         return
+    prompt = recorded.prompt
     title = step_title(res.schedule, prompt.step_key) if prompt else ""
     await message.reply_html(res.texts.render("saved.html", prompt_title=title))
     if prompt is not None and prompt.telegram_message_id is not None:
