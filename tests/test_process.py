@@ -49,7 +49,11 @@ class BotProcess:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
             )
-        await self.fake.wait_polled_after(polls, timeout=TIMEOUT)
+        try:
+            await self.fake.wait_polled_after(polls, timeout=TIMEOUT)
+        except TimeoutError:
+            log = (self.workdir / "bot.log").read_text(errors="replace")
+            raise AssertionError(f"the bot did not start polling; its log:\n{log}") from None
 
     async def kill(self) -> None:
         assert self.process is not None
