@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest migrate prompts-check prompts-preview clean
+.PHONY: run test lint types pytest migrate prompts-check prompts-preview bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -36,6 +36,9 @@ prompts-check: $(STAMP)
 
 prompts-preview: $(STAMP)
 	$(BIN)/python -m bot prompts preview
+
+bench: $(STAMP)
+	$(BIN)/python bench/claim_scaling.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from jinja2 import TemplateError
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -52,28 +52,9 @@ def claim_due(
 ) -> list[int]:
     """Claim the prompts to send now: at most one per patient, outside quiet hours, and at least
     `min_gap` after the patient's previous prompt. The others get a later due time."""
-    session.execute(
-        update(ScheduledPrompt)
-        .where(
-            ScheduledPrompt.status == PromptStatus.CLAIMED, ScheduledPrompt.claimed_until <= now
-        )
-        .values(status=PromptStatus.PENDING, claimed_until=None)
-    )
-    candidates = session.execute(
-        select(ScheduledPrompt, Patient)
-        .join(Patient, Patient.id == ScheduledPrompt.patient_id)
-        .where(ScheduledPrompt.status == PromptStatus.PENDING, ScheduledPrompt.due_at <= now)
-        .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
-        .limit(BATCH_SIZE)
-    ).all()
-    patient_ids = {patient.id for _, patient in candidates}
-    last_sent: dict[int, datetime] = dict(
-        session.execute(  # type: ignore[arg-type]
-            select(ScheduledPrompt.patient_id, func.max(ScheduledPrompt.sent_at))
-            .where(ScheduledPrompt.patient_id.in_(patient_ids))
-            .group_by(ScheduledPrompt.patient_id)
-        ).all()
-    )
+    queries.release_expired_claims(session, now)
+    candidates = queries.due_prompts(session, now, BATCH_SIZE)
+    last_sent = queries.last_sent_times(session, {patient.id for _, patient in candidates})
     claimed: list[int] = []
     chosen_patients: set[int] = set()
     for prompt, patient in candidates:
@@ -91,16 +72,7 @@ def claim_due(
             prompt.due_at = not_before
             report.deferred += 1
             continue
-        won = session.execute(
-            update(ScheduledPrompt)
-            .where(ScheduledPrompt.id == prompt.id, ScheduledPrompt.status == PromptStatus.PENDING)
-            .values(
-                status=PromptStatus.CLAIMED,
-                claimed_until=now + LEASE,
-                attempts=ScheduledPrompt.attempts + 1,
-            )
-        )
-        if won.rowcount == 1:  # type: ignore[attr-defined]
+        if queries.claim_prompt(session, prompt.id, now + LEASE):
             claimed.append(prompt.id)
             chosen_patients.add(patient.id)
     return claimed

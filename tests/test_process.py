@@ -52,8 +52,8 @@ class BotProcess:
         try:
             await self.fake.wait_polled_after(polls, timeout=TIMEOUT)
         except TimeoutError:
-            log = (self.workdir / "bot.log").read_text(errors="replace")
-            raise AssertionError(f"the bot did not start polling; its log:\n{log}") from None
+            output = (self.workdir / "bot.log").read_text(errors="replace")
+            raise AssertionError(f"the bot did not start polling; its log:\n{output}") from None
 
     async def kill(self) -> None:
         assert self.process is not None

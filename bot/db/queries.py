@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt, Treatment
@@ -191,3 +191,57 @@ def count_due_prompts(
         )
         or 0
     )
+
+
+def release_expired_claims(session: Session, now: datetime) -> None:
+    """Claims whose lease ran out (their dispatcher died) become pending again."""
+    session.execute(
+        update(ScheduledPrompt)
+        .where(
+            ScheduledPrompt.status == PromptStatus.CLAIMED, ScheduledPrompt.claimed_until <= now
+        )
+        .values(status=PromptStatus.PENDING, claimed_until=None)
+    )
+
+
+def due_prompts_statement(now: datetime, limit: int) -> Select[ScheduledPrompt, Patient]:
+    """Pending prompts due by `now`, oldest first; served by the partial index on pending rows."""
+    return (
+        select(ScheduledPrompt, Patient)
+        .join(Patient, Patient.id == ScheduledPrompt.patient_id)
+        .where(ScheduledPrompt.status == PromptStatus.PENDING, ScheduledPrompt.due_at <= now)
+        .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
+        .limit(limit)
+    )
+
+
+def due_prompts(
+    session: Session, now: datetime, limit: int
+) -> Sequence[tuple[ScheduledPrompt, Patient]]:
+    return session.execute(due_prompts_statement(now, limit)).tuples().all()
+
+
+def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, datetime]:
+    """When each patient was last sent a prompt (patients never sent one are absent)."""
+    if not patient_ids:
+        return {}
+    rows = session.execute(
+        select(ScheduledPrompt.patient_id, func.max(ScheduledPrompt.sent_at))
+        .where(ScheduledPrompt.patient_id.in_(patient_ids))
+        .group_by(ScheduledPrompt.patient_id)
+    )
+    return {patient_id: sent_at for patient_id, sent_at in rows if sent_at is not None}
+
+
+def claim_prompt(session: Session, prompt_id: int, lease_until: datetime) -> bool:
+    """Claim a pending prompt; False if another dispatcher got it first."""
+    result = session.execute(
+        update(ScheduledPrompt)
+        .where(ScheduledPrompt.id == prompt_id, ScheduledPrompt.status == PromptStatus.PENDING)
+        .values(
+            status=PromptStatus.CLAIMED,
+            claimed_until=lease_until,
+            attempts=ScheduledPrompt.attempts + 1,
+        )
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
