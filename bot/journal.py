@@ -124,7 +124,6 @@ def act_on_prompt(
     action: PromptAction,
     now: datetime,
     *,
-    chat_id: int,
     value: int | None = None,
 ) -> tuple[ActionOutcome, ScheduledPrompt | None]:
     """Apply a prompt button: Later (ask again after the snooze), Skip, or a scale value."""
@@ -151,7 +150,7 @@ def act_on_prompt(
             treatment_id=prompt.treatment_id,
             prompt_id=prompt.id,
             scale_value=value,
-            chat_id=chat_id,
+            chat_id=patient.chat_id,
             message_id=None,
             created_at=now,
         )

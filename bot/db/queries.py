@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt, Treatment
@@ -217,8 +217,8 @@ def due_prompts_statement(now: datetime, limit: int) -> Select[ScheduledPrompt, 
 
 def due_prompts(
     session: Session, now: datetime, limit: int
-) -> Sequence[tuple[ScheduledPrompt, Patient]]:
-    return session.execute(due_prompts_statement(now, limit)).tuples().all()
+) -> Sequence[Row[ScheduledPrompt, Patient]]:
+    return session.execute(due_prompts_statement(now, limit)).all()
 
 
 def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, datetime]:

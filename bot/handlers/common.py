@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.ext import ContextTypes
 
 from bot.db import queries
 from bot.db.models import Patient
 from bot.keyboards import consent_keyboard
 from bot.messages import pack_blocks
-from bot.resources import Companion
+from bot.resources import Companion, companion
 
 
 def consented_patient(session: Session, telegram_user_id: int) -> Patient | None:
@@ -20,24 +22,45 @@ def consented_patient(session: Session, telegram_user_id: int) -> Patient | None
     return patient if patient is not None and patient.consented_at is not None else None
 
 
-async def ask_for_consent(message: Message, companion: Companion, telegram_user_id: int) -> None:
-    """The reply to anything a patient sends before agreeing."""
-    with companion.sessions.begin() as session:
-        started = queries.patient_by_user(session, telegram_user_id) is not None
+def the_patient(session: Session, telegram_user_id: int) -> Patient:
+    """The patient a gate below let through (they have agreed)."""
+    patient = consented_patient(session, telegram_user_id)
+    if patient is None:
+        raise LookupError(f"user {telegram_user_id} has not agreed")
+    return patient
+
+
+@dataclass(frozen=True)
+class FromPatient:
+    message: Message
+    user_id: int
+    res: Companion
+
+
+async def from_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> FromPatient | None:
+    """The message and its sender once they have agreed; before that, ask them, store nothing."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return None
+    res = companion(context)
+    with res.sessions.begin() as session:
+        patient = queries.patient_by_user(session, user.id)
+        started = patient is not None
+        agreed = patient is not None and patient.consented_at is not None
+    if agreed:
+        return FromPatient(message, user.id, res)
     await message.reply_html(
-        companion.texts.render("consent_needed.html", started=started),
-        reply_markup=consent_keyboard(companion) if started else None,
+        res.texts.render("consent_needed.html", started=started),
+        reply_markup=consent_keyboard(res) if started else None,
     )
+    return None
 
 
-async def send_blocks(
-    message: Message, blocks: Sequence[str], reply_markup: InlineKeyboardMarkup | None = None
-) -> None:
-    """Send rendered blocks in as few messages as fit Telegram's limit; buttons on the last."""
-    messages = pack_blocks(blocks)
-    for index, text in enumerate(messages):
-        last = index == len(messages) - 1
-        await message.reply_html(text, reply_markup=reply_markup if last else None)
+@dataclass(frozen=True)
+class Pressed:
+    query: CallbackQuery
+    user_id: int
+    res: Companion
 
 
 def pressed_in_own_chat(query: CallbackQuery) -> bool:
@@ -48,3 +71,30 @@ def pressed_in_own_chat(query: CallbackQuery) -> bool:
     """
     message = query.message
     return message is not None and message.chat.id == query.from_user.id
+
+
+async def pressed_by_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Pressed | None:
+    """A button press from an agreed patient in their own chat; otherwise say why not."""
+    query = update.callback_query
+    if query is None:
+        return None
+    res = companion(context)
+    if not pressed_in_own_chat(query):
+        await query.answer(res.label("not_yours"), show_alert=True)
+        return None
+    with res.sessions.begin() as session:
+        agreed = consented_patient(session, query.from_user.id) is not None
+    if not agreed:
+        await query.answer(res.label("needs_consent"), show_alert=True)
+        return None
+    return Pressed(query, query.from_user.id, res)
+
+
+async def send_blocks(
+    message: Message, blocks: Sequence[str], reply_markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Send rendered blocks in as few messages as fit Telegram's limit; buttons on the last."""
+    messages = pack_blocks(blocks)
+    for index, text in enumerate(messages):
+        last = index == len(messages) - 1
+        await message.reply_html(text, reply_markup=reply_markup if last else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import ask_for_consent, consented_patient
+from bot.handlers.common import from_patient
 from bot.resources import companion
 
 
@@ -27,16 +27,11 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A sticker, photo, voice note...: explain kindly that the journal keeps text for now."""
-    message, user = update.effective_message, update.effective_user
-    if message is None or user is None:
-        return
-    res = companion(context)
-    with res.sessions.begin() as session:
-        consented = consented_patient(session, user.id) is not None
-    if not consented:
-        await ask_for_consent(message, res, user.id)
-        return
-    await message.reply_html(res.texts.render("unsupported.html", kind="media"))
+    incoming = await from_patient(update, context)
+    if incoming is not None:
+        await incoming.message.reply_html(
+            incoming.res.texts.render("unsupported.html", kind="media")
+        )
 
 
 async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

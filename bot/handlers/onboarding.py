@@ -5,7 +5,6 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.db import queries
 from bot.handlers.common import consented_patient, pressed_in_own_chat
 from bot.keyboards import consent_keyboard
 from bot.patients import give_consent, quiet_hours_of, start_pending
@@ -43,9 +42,7 @@ async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer(res.label("not_yours"), show_alert=True)
         return
     with res.sessions.begin() as session:
-        patient = queries.patient_by_user(session, user.id)
-        if patient is None:
-            patient = start_pending(session, user.id, user.id, res.clock())
+        patient = start_pending(session, user.id, user.id, res.clock())
         newly = give_consent(patient, user.first_name, res.clock())
         quiet = quiet_hours_of(patient)
         timezone = patient.timezone or res.settings.default_timezone

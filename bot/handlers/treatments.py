@@ -9,7 +9,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.handlers.common import ask_for_consent, consented_patient, pressed_in_own_chat
+from bot.handlers.common import from_patient, pressed_by_patient, the_patient
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
 from bot.keyboards import parse_prompt_callback
 from bot.localtime import (
@@ -20,7 +20,6 @@ from bot.localtime import (
     parse_treatment_time,
 )
 from bot.patients import zone_of
-from bot.resources import companion
 from bot.text import step_title
 from bot.treatments import (
     MAX_INTENTION_LENGTH,
@@ -40,120 +39,102 @@ def command_text(message: Message) -> str:
 
 async def intention(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Set (or show) the intention for the next treatment."""
-    message, user = update.effective_message, update.effective_user
-    if message is None or user is None:
+    incoming = await from_patient(update, context)
+    if incoming is None:
         return
-    res = companion(context)
-    text = command_text(message)
+    res = incoming.res
+    text = command_text(incoming.message)
     now = res.clock()
+    view: dict[str, object]
     with res.sessions.begin() as session:
-        patient = consented_patient(session, user.id)
-        if patient is not None:
-            zone = zone_of(patient, res.settings.default_timezone)
-            view: dict[str, object] = {"outcome": "show", "intention": "", "treatment_number": 0}
-            if len(text) > MAX_INTENTION_LENGTH:
-                view = {"outcome": "too_long", "length": len(text), "limit": MAX_INTENTION_LENGTH}
-            elif text:
-                target = set_intention(session, patient, text, now).treatment
-                view = {
-                    "outcome": "set",
-                    "intention": text,
-                    "treatment_number": target.number if target else 0,
-                    "treatment_when": format_short(target.occurred_at, zone) if target else "",
-                }
-            else:
-                planned = queries.next_planned_treatment(session, patient.id, now)
-                view["intention"] = (
-                    planned.intention if planned else patient.pending_intention
-                ) or ""
-                view["treatment_number"] = planned.number if planned and planned.intention else 0
-    if patient is None:
-        await ask_for_consent(message, res, user.id)
-        return
-    await message.reply_html(res.texts.render("intention.html", **view))
+        patient = the_patient(session, incoming.user_id)
+        zone = zone_of(patient, res.settings.default_timezone)
+        if len(text) > MAX_INTENTION_LENGTH:
+            view = {"outcome": "too_long", "length": len(text), "limit": MAX_INTENTION_LENGTH}
+        elif text:
+            target = set_intention(session, patient, text, now).treatment
+            view = {
+                "outcome": "set",
+                "intention": text,
+                "treatment_number": target.number if target else 0,
+                "treatment_when": format_short(target.occurred_at, zone) if target else "",
+            }
+        else:
+            planned = queries.next_planned_treatment(session, patient.id, now)
+            current = planned.intention if planned else patient.pending_intention
+            view = {
+                "outcome": "show",
+                "intention": current or "",
+                "treatment_number": planned.number if planned and planned.intention else 0,
+            }
+    await incoming.message.reply_html(res.texts.render("intention.html", **view))
 
 
 async def treatment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log a treatment that has just ended, or one at a given local time (future: planned)."""
-    message, user = update.effective_message, update.effective_user
-    if message is None or user is None:
+    incoming = await from_patient(update, context)
+    if incoming is None:
         return
-    res = companion(context)
+    res = incoming.res
     now = res.clock()
     with res.sessions.begin() as session:
-        patient = consented_patient(session, user.id)
-        if patient is not None:
-            zone = zone_of(patient, res.settings.default_timezone)
-            view: dict[str, object] = {"timezone": zone.key}
-            try:
-                when = parse_treatment_time(context.args or [], now, zone)
-                logged = log_treatment(
-                    session, patient, when, now, res.schedule, res.settings.default_timezone
-                )
-            except TreatmentTimeError as exc:
-                view["outcome"] = exc.reason
-            except DuplicateTreatmentError as exc:
-                view |= {
-                    "outcome": "duplicate",
-                    "number": exc.existing.number,
-                    "when": format_short(exc.existing.occurred_at, zone),
-                }
-            else:
-                first = logged.first_prompt_at
-                view |= {
-                    "outcome": "logged",
-                    "number": logged.treatment.number,
-                    "when": format_short(logged.treatment.occurred_at, zone),
-                    "planned": logged.planned,
-                    "intention": logged.treatment.intention or "",
-                    "first_prompt": format_relative(first, now, zone) if first else "",
-                    "missed": logged.missed_steps,
-                    "paused": patient.paused_at is not None,
-                }
-    if patient is None:
-        await ask_for_consent(message, res, user.id)
-        return
-    await message.reply_html(res.texts.render("treatment.html", **view))
+        patient = the_patient(session, incoming.user_id)
+        zone = zone_of(patient, res.settings.default_timezone)
+        view: dict[str, object] = {"timezone": zone.key}
+        try:
+            when = parse_treatment_time(context.args or [], now, zone)
+            logged = log_treatment(
+                session, patient, when, now, res.schedule, res.settings.default_timezone
+            )
+        except TreatmentTimeError as exc:
+            view["outcome"] = exc.reason
+        except DuplicateTreatmentError as exc:
+            view |= {
+                "outcome": "duplicate",
+                "number": exc.existing.number,
+                "when": format_short(exc.existing.occurred_at, zone),
+            }
+        else:
+            first = logged.first_prompt_at
+            view |= {
+                "outcome": "logged",
+                "number": logged.treatment.number,
+                "when": format_short(logged.treatment.occurred_at, zone),
+                "planned": logged.planned,
+                "intention": logged.treatment.intention or "",
+                "first_prompt": format_relative(first, now, zone) if first else "",
+                "missed": logged.missed_steps,
+                "paused": patient.paused_at is not None,
+            }
+    await incoming.message.reply_html(res.texts.render("treatment.html", **view))
 
 
 async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Later, Skip or a scale value under a prompt."""
-    query, user = update.callback_query, update.effective_user
-    if query is None or user is None:
+    pressed = await pressed_by_patient(update, context)
+    if pressed is None:
         return
-    res = companion(context)
-    if not pressed_in_own_chat(query):
-        await query.answer(res.label("not_yours"), show_alert=True)
-        return
+    query, res = pressed.query, pressed.res
     parsed = parse_prompt_callback(query.data or "")
     if parsed is None:
         await query.answer(res.label("bad_button"))
         return
     action, prompt_id, value = parsed
-    now = res.clock()
     with res.sessions.begin() as session:
-        patient = consented_patient(session, user.id)
-        if patient is not None:
-            outcome, prompt = act_on_prompt(
-                session,
-                patient,
-                res.schedule,
-                prompt_id,
-                action,
-                now,
-                chat_id=patient.chat_id,
-                value=value,
-            )
-            title = step_title(res.schedule, prompt.step_key) if prompt else ""
-    if patient is None:
-        await query.answer(res.label("needs_consent"), show_alert=True)
-        return
-    if outcome is ActionOutcome.NOT_YOURS:
-        await query.answer(res.label("not_yours"), show_alert=True)
-        return
+        patient = the_patient(session, pressed.user_id)
+        chat_id = patient.chat_id
+        outcome, prompt = act_on_prompt(
+            session, patient, res.schedule, prompt_id, action, res.clock(), value=value
+        )
+        title = step_title(res.schedule, prompt.step_key) if prompt else ""
     if outcome is not ActionOutcome.DONE:
+        notices = {
+            ActionOutcome.NOT_YOURS: "not_yours",
+            ActionOutcome.CLOSED: "prompt_closed",
+            ActionOutcome.BAD_VALUE: "bad_button",
+        }
         await query.answer(
-            res.label("prompt_closed" if outcome is ActionOutcome.CLOSED else "bad_button")
+            res.label(notices[outcome]), show_alert=outcome is ActionOutcome.NOT_YOURS
         )
         return
     if action is PromptAction.LATER:
@@ -167,6 +148,4 @@ async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     except TelegramError:
         log.warning("could not remove the buttons of prompt %s", prompt_id)
     if action is PromptAction.SCALE:
-        await context.bot.send_message(
-            patient.chat_id, res.texts.render("saved.html", prompt_title=title)
-        )
+        await context.bot.send_message(chat_id, res.texts.render("saved.html", prompt_title=title))
