@@ -13,13 +13,16 @@ from bot.config import Settings, SettingsError, ToolSettings, load_settings
 
 
 def configure_logging(level: str) -> None:
+    """Our own modules log at `level`; libraries never below INFO, because their debug logs
+    carry what patients write (python-telegram-bot's updates, SQLAlchemy's parameters) and
+    httpx's request lines carry the bot token."""
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level, stream=sys.stderr
     )
-    # httpx logs every request URL at INFO, and Bot API URLs contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    floor = max(logging.getLevelName(level), logging.INFO)
+    logging.getLogger("telegram").setLevel(floor)
+    for noisy in ("httpx", "httpcore", "sqlalchemy", "apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run() -> int:

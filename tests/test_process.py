@@ -35,7 +35,7 @@ class BotProcess:
             "PROMPTS_DIR": str(SHORT_PROMPTS),
             "DISPATCH_INTERVAL_SECONDS": "1",
             "DEFAULT_TIMEZONE": "UTC",
-            "LOG_LEVEL": "INFO",
+            "LOG_LEVEL": "DEBUG",  # even then, nothing a patient writes reaches the log
         }
         polls = self.fake.poll_count
         with (self.workdir / "bot.log").open("ab") as log:
