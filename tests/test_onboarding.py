@@ -18,7 +18,7 @@ async def test_it_welcomes_and_asks_for_consent(bot: Harness, alice: TgUser):
     assert "Hello Alice" in text
     assert "not a medical service" in text
     assert "emergency" in text
-    assert "/timezone Europe/Berlin" in text
+    assert "/timezone America/New_York" in text  # an example other than the default
     assert "<b>Europe/Berlin</b>" in text  # the default zone, until one is set
     buttons = welcome[0].params["reply_markup"]["inline_keyboard"]
     assert buttons == [[{"text": "I agree", "callback_data": CONSENT_AGREE}]]

@@ -7,6 +7,7 @@ from telegram.ext import ContextTypes
 
 from bot.handlers.common import consented_patient, pressed_in_own_chat
 from bot.keyboards import consent_keyboard
+from bot.localtime import TIMEZONE_EXAMPLES
 from bot.patients import give_consent, quiet_hours_of, start_pending
 from bot.resources import companion
 
@@ -27,7 +28,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         return
     await message.reply_html(
-        res.texts.render("welcome.html", first_name=user.first_name, timezone=timezone),
+        res.texts.render(
+            "welcome.html",
+            first_name=user.first_name,
+            timezone=timezone,
+            example_zone=next(zone for zone in TIMEZONE_EXAMPLES if zone != timezone),
+        ),
         reply_markup=consent_keyboard(res),
     )
 
