@@ -230,6 +230,7 @@ class FakeTelegram:
         self._ids = itertools.count(1)
         self._commands: dict[tuple[str, str], list[Any]] = {}
         self._faults: list[_Fault] = []
+        self._holds: dict[str, asyncio.Event] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -367,6 +368,11 @@ class FakeTelegram:
                 f"recent requests: {self._recent_requests()}"
             )
 
+    def hold(self, method: str) -> asyncio.Event:
+        """The next call of `method` is carried out but not answered until the event is set."""
+        event = self._holds[method.lower()] = asyncio.Event()
+        return event
+
     async def wait_polled_after(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until a getUpdates call beyond the first `count` arrives (a new process is polling)."""
         if not await self._changed.wait_until(lambda: self.poll_count > count, timeout):
@@ -406,6 +412,10 @@ class FakeTelegram:
         except ApiError as error:
             return error.response()
         request.result = result
+        self._changed.notify()
+        hold = self._holds.pop(method, None)
+        if hold is not None:
+            await hold.wait()
         return web.json_response({"ok": True, "result": result})
 
     def _raise_fault(self, method: str, request: ApiRequest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -130,3 +131,31 @@ async def test_it_holds_the_prompts_of_a_patient_who_blocked_the_bot(
     assert "Send /resume" in (await bot.send(alice, "/start"))[0]
     assert "2 came due" in (await bot.send(alice, "/resume"))[0]
     assert len((await bot.dispatch()).sent) == 1
+
+
+async def test_it_lets_a_reply_wait_for_the_prompt_it_answers_to_be_recorded(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=3))
+    # Telegram has delivered the check-in, but its answer has not reached the bot yet...
+    release = bot.fake.hold("sendMessage")
+    dispatching = asyncio.create_task(bot.dispatch())
+    [checkin] = await bot.fake.wait_for(
+        lambda r: r.method == "sendMessage" and "prompt:" in str(r.params.get("reply_markup"))
+    )
+    # ...when Alice already replies to it.
+    update_id = bot.fake.text_update(alice, "Quick reply", reply_to=checkin.message_id)
+    assert bot.app is not None
+    processor = bot.app.update_processor
+    for _ in range(1000):
+        if processor.current_concurrent_updates:
+            break
+        await asyncio.sleep(0)
+    assert processor.current_concurrent_updates == 1  # the reply is being handled, and waits
+    release.set()
+    assert len((await dispatching).sent) == 1
+    await bot.wait_handled(update_id)
+    with bot.session() as session:
+        assert session.execute(select(Entry.text, Entry.prompt_id)).all() == [("Quick reply", 1)]
