@@ -22,6 +22,7 @@ from bot.db import queries
 from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.keyboards import prompt_keyboard
 from bot.localtime import defer_past_quiet_hours
+from bot.messages import pack_blocks
 from bot.patients import quiet_hours_of, zone_of
 from bot.prompt_folder import prompt_context
 from bot.resources import Companion
@@ -160,9 +161,13 @@ async def send_prompt(
     if outgoing is None:
         return
     async with companion.chat_lock(outgoing.chat_id):
+        # A clinic's template may outgrow Telegram's limit: split it, buttons on the last part.
+        *first_parts, last_part = pack_blocks([outgoing.text])
         try:
+            for part in first_parts:
+                await bot.send_message(outgoing.chat_id, part)
             message = await bot.send_message(
-                outgoing.chat_id, outgoing.text, reply_markup=outgoing.keyboard
+                outgoing.chat_id, last_part, reply_markup=outgoing.keyboard
             )
         except TelegramError as exc:
             _record_failure(companion, outgoing, exc, report)

@@ -12,6 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from enum import Enum
+from html.parser import HTMLParser
 from typing import NamedTuple
 
 TELEGRAM_LIMIT = 4096
@@ -202,3 +203,40 @@ def _choose_break(tokens: Sequence[_Token], start: int, last_fit: int) -> tuple[
 
 def _is_visible(token: _Token) -> bool:
     return token.kind is _Kind.TEXT and not token.text.isspace()
+
+
+TELEGRAM_TAGS = frozenset(
+    {
+        "a", "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
+        "code", "pre", "blockquote", "tg-emoji",
+    }
+)  # fmt: skip
+
+
+class _TagChecker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in TELEGRAM_TAGS:
+            self.problems.append(f"<{tag}> is not a tag Telegram accepts")
+        self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.problems.append(f"<{tag}/> is not a tag Telegram accepts")
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.problems.append(f"</{tag}> does not close the tag before it")
+        else:
+            self.open.pop()
+
+
+def telegram_html_problems(html: str) -> list[str]:
+    """Why Telegram would refuse this HTML (unknown or unbalanced tags); empty if it is fine."""
+    checker = _TagChecker()
+    checker.feed(html)
+    checker.close()
+    return checker.problems + [f"<{tag}> is never closed" for tag in checker.open]

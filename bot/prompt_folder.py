@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import TemplateError, TemplateSyntaxError, meta
+from jinja2 import Environment, TemplateError, TemplateSyntaxError, meta
 
-from bot.localtime import QuietHours, defer_past_quiet_hours, format_clock, format_day
+from bot.localtime import DEFAULT_QUIET_HOURS, defer_past_quiet_hours, format_clock, format_day
+from bot.messages import TELEGRAM_LIMIT, telegram_html_problems, visible_length
 from bot.render import make_environment
 from bot.schedule import Schedule, ScheduleError, Step, load_schedule, step_due_at
+from bot.treatments import MAX_INTENTION_LENGTH
 
 PROMPT_VARIABLES = frozenset(
     {
@@ -75,11 +77,46 @@ def check_folder(folder: Path) -> list[str]:
         except TemplateSyntaxError as exc:
             problems.append(f"{step.template} line {exc.lineno}: {exc.message}")
             continue
-        for name in sorted(meta.find_undeclared_variables(parsed) - PROMPT_VARIABLES):
+        unknown = sorted(meta.find_undeclared_variables(parsed) - PROMPT_VARIABLES)
+        for name in unknown:
             problems.append(f"{step.template}: unknown variable {name!r}")
+        if not unknown:
+            problems += _rendering_problems(env, step)
     for path in sorted(folder.glob("*.html")):
         if path.name not in used:
             problems.append(f"{path.name}: not used by any step")
+    return problems
+
+
+# The longest a patient can make a prompt: a long name and the longest intention allowed.
+_LONGEST_SAMPLE = {"first_name": "W" * 64, "intention": "Wide " * (MAX_INTENTION_LENGTH // 5)}
+
+
+def _rendering_problems(env: Environment, step: Step) -> list[str]:
+    """Render a step for a sample treatment: errors, tags Telegram refuses, and length."""
+    treatment_at = datetime(2026, 3, 28, 18, 0, tzinfo=UTC)
+    context = prompt_context(
+        first_name=_LONGEST_SAMPLE["first_name"],
+        treatment_number=12,
+        treatment_at=treatment_at,
+        intention=_LONGEST_SAMPLE["intention"],
+        step=step,
+        now=treatment_at + step.after.approximate(),
+        zone=ZoneInfo("Europe/Berlin"),
+    )
+    try:
+        html = env.get_template(step.template).render(context).strip()
+    except Exception as exc:  # any error a template can raise is a problem to report
+        return [f"{step.template}: cannot render: {exc}"]
+    problems = [f"{step.template}: {problem}" for problem in telegram_html_problems(html)]
+    if not html:
+        problems.append(f"{step.template}: renders to an empty message")
+    length = visible_length(html)
+    if length > TELEGRAM_LIMIT:
+        problems.append(
+            f"{step.template}: {length} characters with the longest name and intention; "
+            f"Telegram allows {TELEGRAM_LIMIT}"
+        )
     return problems
 
 
@@ -90,11 +127,6 @@ class PreviewItem:
     text: str
 
 
-SAMPLE_QUIET = QuietHours(
-    start=datetime.min.time().replace(hour=22), end=datetime.min.time().replace(hour=8)
-)
-
-
 def preview_folder(
     schedule: Schedule, treatment_at: datetime, zone: ZoneInfo, intention: str
 ) -> list[PreviewItem]:
@@ -103,7 +135,7 @@ def preview_folder(
     items = []
     for step in schedule.steps:
         due = defer_past_quiet_hours(
-            step_due_at(treatment_at, zone, step.after), zone, SAMPLE_QUIET
+            step_due_at(treatment_at, zone, step.after), zone, DEFAULT_QUIET_HOURS
         )
         context = prompt_context(
             first_name="Sam",

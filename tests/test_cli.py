@@ -67,6 +67,29 @@ template = "missing.html"
     ]
 
 
+def test_it_reports_what_telegram_would_refuse(tmp_path: Path):
+    folder = tmp_path / "refused"
+    folder.mkdir()
+    steps = "".join(
+        f'[[step]]\nkey = "{key}"\nafter = "{n}h"\ntemplate = "{key}.html"\n\n'
+        for n, key in enumerate(["tags", "long", "math", "empty"], start=1)
+    )
+    (folder / "schedule.toml").write_text(steps, encoding="utf-8")
+    (folder / "tags.html").write_text("<p>Hello</p><b>open", encoding="utf-8")
+    (folder / "long.html").write_text("{{ intention }}\n" + "Breathe. " * 400, encoding="utf-8")
+    (folder / "math.html").write_text("{{ hours_since + first_name }}", encoding="utf-8")
+    (folder / "empty.html").write_text("{% if false %}x{% endif %}", encoding="utf-8")
+    result = companion("prompts", "check", str(folder))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "tags.html: <p> is not a tag Telegram accepts",
+        "tags.html: <b> is never closed",
+        "long.html: 4600 characters with the longest name and intention; Telegram allows 4096",
+        "math.html: cannot render: unsupported operand type(s) for +: 'int' and 'str'",
+        "empty.html: renders to an empty message",
+    ]
+
+
 def test_it_reports_a_bad_duration_on_one_line(tmp_path: Path):
     folder = tmp_path / "bad"
     folder.mkdir()

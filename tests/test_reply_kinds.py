@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import Entry
+from bot.db.models import Entry, ScheduledPrompt
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 
@@ -104,3 +104,25 @@ async def test_it_sends_a_no_answer_step_without_buttons(agreed: Harness, alice:
     assert await bot.send(alice, "Thanks, I will") == ["Saved in your journal."]
     with bot.session() as session:
         assert session.scalars(select(Entry.prompt_id)).all() == [None]
+
+
+async def test_it_splits_a_prompt_longer_than_telegram_allows(
+    agreed: Harness, alice: TgUser, prompts_dir: Path
+):
+    bot = agreed
+    (prompts_dir / "feeling.html").write_text(
+        "<b>Long</b>\n" + "\n".join(f"Line {n}: " + "breathe " * 40 for n in range(30)),
+        encoding="utf-8",
+    )
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=1))
+    report = await bot.dispatch()
+    parts = bot.prompts_sent(alice)
+    assert len(report.sent) == 1
+    assert len(parts) == 3
+    assert "".join(p.text or "" for p in parts).count("Line ") == 30
+    assert [("reply_markup" in p.params) for p in parts] == [False, False, True]
+    with bot.session() as session:
+        prompt = session.scalars(select(ScheduledPrompt)).first()
+        assert prompt is not None
+        assert prompt.telegram_message_id == parts[-1].message_id
