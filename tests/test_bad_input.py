@@ -128,3 +128,24 @@ async def test_it_ignores_edits_without_losing_the_original(agreed: Harness, ali
     await bot.wait_handled(update_id)
     with bot.session() as session:
         assert session.scalars(select(Entry.text)).all() == ["The original words"]
+
+
+async def test_it_apologises_for_an_internal_error_without_logging_the_message(
+    agreed: Harness,
+    alice: TgUser,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("bot.handlers.journal.record_text", broken)
+    replies = await agreed.send(alice, "My most private thought")
+    assert replies == [
+        "Sorry, something went wrong on my side. Nothing you wrote before is lost — "
+        "please try again in a moment."
+    ]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert errors
+    assert errors[0].exc_info is not None
+    assert "My most private thought" not in caplog.text
