@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bot.config import Settings
 from tests.auxil.harness import FakeClock, Harness
@@ -48,7 +50,7 @@ def settings(tmp_path: Path, fake: FakeTelegram, prompts_dir: Path) -> Settings:
         _env_file=None,
         telegram_bot_token=fake.token,
         telegram_api_base_url=fake.base_url,
-        database_url=f"sqlite:///{tmp_path / 'companion.sqlite3'}",
+        database_url=_database_url(tmp_path),
         prompts_dir=prompts_dir,
         # The repeating job never fires during a test: tests call the dispatcher themselves.
         dispatch_interval_seconds=3600,
@@ -73,5 +75,14 @@ async def agreed(bot: Harness, alice: TgUser) -> Harness:
     return bot
 
 
-def hours(n: float) -> timedelta:
-    return timedelta(hours=n)
+def _database_url(tmp_path: Path) -> str:
+    """A SQLite file per test, or the PostgreSQL database TEST_DATABASE_URL names, emptied."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_path / 'companion.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url

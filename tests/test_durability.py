@@ -101,7 +101,7 @@ async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, 
         report = await bot.dispatch()
         assert report.sent == []
         with bot.session() as session:
-            prompt = session.scalars(select(ScheduledPrompt).limit(1)).one()
+            prompt = session.get_one(ScheduledPrompt, 1)
             assert prompt.attempts == attempt
         if attempt < MAX_ATTEMPTS:
             assert prompt.status == PromptStatus.PENDING

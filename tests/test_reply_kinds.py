@@ -123,6 +123,5 @@ async def test_it_splits_a_prompt_longer_than_telegram_allows(
     assert "".join(p.text or "" for p in parts).count("Line ") == 30
     assert [("reply_markup" in p.params) for p in parts] == [False, False, True]
     with bot.session() as session:
-        prompt = session.scalars(select(ScheduledPrompt)).first()
-        assert prompt is not None
+        prompt = session.get_one(ScheduledPrompt, 1)
         assert prompt.telegram_message_id == parts[-1].message_id
