@@ -32,7 +32,7 @@ def run() -> int:
 
     app = build_application(build_companion(settings))
     logging.getLogger(__name__).info("starting the companion with long polling")
-    app.run_polling(allowed_updates=["message", "callback_query"])
+    app.run_polling(allowed_updates=["message", "edited_message", "callback_query"])
     return 0
 
 

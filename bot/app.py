@@ -30,6 +30,7 @@ MENU = (
     "intention",
     "journal",
     "recap",
+    "mood",
     "timezone",
     "quiet",
     "pause",

@@ -3,28 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from bot.db import queries
-from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
+from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledPrompt
 from bot.localtime import format_short
 from bot.schedule import Schedule
 from bot.text import shorten, step_title
 from bot.treatments import integration_treatment
 
 PAGE_SIZE = 5
-SCALE_VALUES = range(1, 11)
+SCALE = range(1, 11)
+# How long after a mood button the next text is taken as its note.
+MOOD_NOTE_WINDOW = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a message brings to the journal, whatever Telegram called it."""
+
+    kind: EntryKind
+    text: str | None = None  # the text, or a media caption
+    file_id: str | None = None
+    duration_seconds: int | None = None
 
 
 @dataclass(frozen=True)
 class Recorded:
     entry: Entry
     prompt: ScheduledPrompt | None  # the prompt it answers, if any
-    duplicate: bool  # this Telegram message had already been recorded
+    duplicate: bool = False  # this Telegram message had already been recorded
+    mood_note: bool = False  # the text became the note of the mood just given
 
 
 def open_prompt(session: Session, patient: Patient, schedule: Schedule) -> ScheduledPrompt | None:
@@ -41,21 +54,44 @@ def open_prompt(session: Session, patient: Patient, schedule: Schedule) -> Sched
     return latest
 
 
-def record_text(
+def pending_mood_note(
+    session: Session, patient: Patient, current: ScheduledPrompt | None, now: datetime
+) -> Entry | None:
+    """A mood given with a button moments ago, still waiting for its optional note.
+
+    It waits while it is the patient's latest entry, for MOOD_NOTE_WINDOW, unless a prompt
+    has arrived since: then the prompt is what the patient is answering.
+    """
+    latest = queries.latest_entry(session, patient.id)
+    if (
+        latest is None
+        or latest.kind != EntryKind.MOOD
+        or latest.message_id is not None  # typed, not tapped: nothing was asked
+        or latest.text
+        or now - latest.created_at > MOOD_NOTE_WINDOW
+    ):
+        return None
+    if current is not None and current.sent_at and current.sent_at > latest.created_at:
+        return None
+    return latest
+
+
+def record_message(
     session: Session,
     patient: Patient,
     schedule: Schedule,
+    content: Content,
     *,
-    text: str,
     chat_id: int,
     message_id: int,
     reply_to_message_id: int | None,
     now: datetime,
 ) -> Recorded:
-    """Save a text message as the answer to the open prompt or as a free journal entry.
+    """Save a message as the answer to the open prompt, a mood note, or a free entry.
 
-    The next text after a prompt answers it; a Telegram reply to the open prompt answers it
-    even after a first answer. Anything else is a free entry in the current integration period.
+    The next message after a prompt answers it; a Telegram reply to the open prompt answers it
+    even after a first answer. Text right after a mood button is that mood's note. Anything else
+    is a free entry in the current integration period.
     """
     existing = queries.entry_by_message(session, chat_id, message_id)
     if existing is not None:
@@ -67,6 +103,13 @@ def record_text(
         if reply_to_message_id is not None
         else None
     )
+    if replied_to is None and content.kind is EntryKind.TEXT:
+        mood = pending_mood_note(session, patient, current, now)
+        if mood is not None:
+            mood.text = content.text
+            mood.message_id = message_id  # a redelivered copy finds it and does nothing
+            return Recorded(entry=mood, prompt=None, mood_note=True)
+
     answers: ScheduledPrompt | None = None
     if current is not None and (
         (replied_to is not None and replied_to.id == current.id)
@@ -82,25 +125,69 @@ def record_text(
         treatment = integration_treatment(session, patient, now, schedule)
         treatment_id = treatment.id if treatment else None
 
-    scale_value = None
+    kind, scale_value = content.kind, None
     step = schedule.step(answers.step_key) if answers else None
-    if step is not None and step.reply == "scale" and text.strip().isdigit():
-        number = int(text.strip())
-        scale_value = number if number in SCALE_VALUES else None
+    typed = (content.text or "").strip()
+    if step is not None and step.reply == "scale" and typed.isdigit() and int(typed) in SCALE:
+        kind, scale_value = EntryKind.MOOD, int(typed)
 
     entry = Entry(
         patient_id=patient.id,
         treatment_id=treatment_id,
         prompt_id=answers.id if answers else None,
-        text=text,
+        kind=kind,
+        text=None if scale_value is not None else content.text,
         scale_value=scale_value,
+        file_id=content.file_id,
+        duration_seconds=content.duration_seconds,
         chat_id=chat_id,
         message_id=message_id,
         created_at=now,
     )
     session.add(entry)
     session.flush()
-    return Recorded(entry=entry, prompt=answers, duplicate=False)
+    return Recorded(entry=entry, prompt=answers)
+
+
+def record_edit(
+    session: Session, patient: Patient, chat_id: int, message_id: int, text: str, now: datetime
+) -> Entry | None:
+    """Apply a Telegram edit to the entry that message made (None if it made none)."""
+    entry = queries.entry_by_message(session, chat_id, message_id)
+    if entry is None or entry.patient_id != patient.id:
+        return None
+    entry.text = text
+    entry.edited_at = now
+    return entry
+
+
+def record_mood(
+    session: Session,
+    patient: Patient,
+    value: int,
+    now: datetime,
+    schedule: Schedule,
+    prompt: ScheduledPrompt | None = None,
+) -> Entry:
+    """A mood figure from a button: /mood, or a scale prompt."""
+    if prompt is not None:
+        treatment_id: int | None = prompt.treatment_id
+    else:
+        treatment = integration_treatment(session, patient, now, schedule)
+        treatment_id = treatment.id if treatment else None
+    entry = Entry(
+        patient_id=patient.id,
+        treatment_id=treatment_id,
+        prompt_id=prompt.id if prompt else None,
+        kind=EntryKind.MOOD,
+        scale_value=value,
+        chat_id=patient.chat_id,
+        message_id=None,
+        created_at=now,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
 
 
 class PromptAction(StrEnum):
@@ -140,21 +227,11 @@ def act_on_prompt(
     if action is PromptAction.SKIP:
         prompt.status = PromptStatus.SKIPPED
         return ActionOutcome.DONE, prompt
-    if value not in SCALE_VALUES:
+    if value is None or value not in SCALE:
         return ActionOutcome.BAD_VALUE, prompt
     if queries.prompt_has_answer(session, prompt.id):
         return ActionOutcome.CLOSED, prompt
-    session.add(
-        Entry(
-            patient_id=patient.id,
-            treatment_id=prompt.treatment_id,
-            prompt_id=prompt.id,
-            scale_value=value,
-            chat_id=patient.chat_id,
-            message_id=None,
-            created_at=now,
-        )
-    )
+    record_mood(session, patient, value, now, schedule, prompt)
     return ActionOutcome.DONE, prompt
 
 
@@ -191,6 +268,37 @@ def journal_page(session: Session, patient: Patient, page: int) -> JournalPage:
 ENTRY_PREVIEW_LENGTH = 350
 
 
+def format_duration(seconds: int | None) -> str:
+    """ "0:42", "12:05"; empty when unknown."""
+    if seconds is None:
+        return ""
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def entry_view(
+    entry: Entry,
+    *,
+    prompt_title: str,
+    treatment_number: int | None,
+    zone: ZoneInfo,
+    preview_length: int | None,
+) -> dict[str, object]:
+    """One entry as every journal template shows it."""
+    text = entry.text or ""
+    return {
+        "id": entry.id,
+        "when": format_short(entry.created_at, zone),
+        "treatment_number": treatment_number,
+        "prompt_title": prompt_title,
+        "kind": entry.kind,
+        "scale_value": entry.scale_value,
+        "duration": format_duration(entry.duration_seconds),
+        "has_file": entry.file_id is not None,
+        "edited": entry.edited_at is not None,
+        "text": shorten(text, preview_length) if preview_length else text,
+    }
+
+
 def journal_page_context(
     journal: JournalPage, schedule: Schedule, zone: ZoneInfo
 ) -> dict[str, object]:
@@ -199,15 +307,15 @@ def journal_page_context(
     for entry in journal.entries:
         prompt = journal.prompts.get(entry.prompt_id) if entry.prompt_id else None
         entries.append(
-            {
-                "when": format_short(entry.created_at, zone),
-                "treatment_number": journal.treatment_numbers.get(entry.treatment_id)
+            entry_view(
+                entry,
+                prompt_title=step_title(schedule, prompt.step_key) if prompt else "",
+                treatment_number=journal.treatment_numbers.get(entry.treatment_id)
                 if entry.treatment_id
                 else None,
-                "prompt_title": step_title(schedule, prompt.step_key) if prompt else "",
-                "scale_value": entry.scale_value,
-                "text": shorten(entry.text, ENTRY_PREVIEW_LENGTH) if entry.text else "",
-            }
+                zone=zone,
+                preview_length=ENTRY_PREVIEW_LENGTH,
+            )
         )
     return {
         "entries": entries,

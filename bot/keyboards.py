@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.journal import SCALE_VALUES, PromptAction
+from bot.journal import SCALE, PromptAction
 from bot.resources import Companion
 from bot.schedule import Step
 
 CONSENT_AGREE = "consent:agree"
 PROMPT_PREFIX = "prompt:"
 JOURNAL_PREFIX = "journal:"
+MOOD_PREFIX = "mood:"
+FILE_PREFIX = "file:"
 
 
 def consent_keyboard(companion: Companion) -> InlineKeyboardMarkup:
@@ -35,25 +39,31 @@ def parse_prompt_callback(data: str) -> tuple[PromptAction, int, int | None] | N
     return action, prompt_id, value
 
 
+def scale_rows(callback_data: Callable[[int], str]) -> list[list[InlineKeyboardButton]]:
+    """The 1-10 scale as two rows of five."""
+    values = list(SCALE)
+    half = len(values) // 2
+    return [
+        [InlineKeyboardButton(str(v), callback_data=callback_data(v)) for v in chunk]
+        for chunk in (values[:half], values[half:])
+    ]
+
+
+def mood_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(scale_rows(lambda value: f"{MOOD_PREFIX}{value}"))
+
+
 def prompt_keyboard(
     companion: Companion, step: Step, prompt_id: int
 ) -> InlineKeyboardMarkup | None:
     """Later and Skip under every prompt that expects an answer, and the scale for scale steps."""
     if step.reply == "none":
         return None
-    rows: list[list[InlineKeyboardButton]] = []
-    if step.reply == "scale":
-        values = list(SCALE_VALUES)
-        half = len(values) // 2
-        for chunk in (values[:half], values[half:]):
-            rows.append(
-                [
-                    InlineKeyboardButton(
-                        str(v), callback_data=prompt_callback(prompt_id, PromptAction.SCALE, v)
-                    )
-                    for v in chunk
-                ]
-            )
+    rows = (
+        scale_rows(lambda value: prompt_callback(prompt_id, PromptAction.SCALE, value))
+        if step.reply == "scale"
+        else []
+    )
     rows.append(
         [
             InlineKeyboardButton(
@@ -69,8 +79,14 @@ def prompt_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
-def journal_keyboard(companion: Companion, page: int, pages: int) -> InlineKeyboardMarkup | None:
-    """Older and Newer buttons; page 0 is the newest."""
+def journal_keyboard(
+    companion: Companion, page: int, pages: int, files: Sequence[tuple[int, str]] = ()
+) -> InlineKeyboardMarkup | None:
+    """A button per kept file (entry id, label) to get it back, then Older and Newer."""
+    rows = [
+        [InlineKeyboardButton(label, callback_data=f"{FILE_PREFIX}{entry_id}")]
+        for entry_id, label in files
+    ]
     buttons = []
     if page + 1 < pages:
         buttons.append(
@@ -84,4 +100,6 @@ def journal_keyboard(companion: Companion, page: int, pages: int) -> InlineKeybo
                 companion.label("newer"), callback_data=f"{JOURNAL_PREFIX}{page - 1}"
             )
         )
-    return InlineKeyboardMarkup([buttons]) if buttons else None
+    if buttons:
+        rows.append(buttons)
+    return InlineKeyboardMarkup(rows) if rows else None

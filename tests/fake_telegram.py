@@ -466,6 +466,17 @@ class FakeTelegram:
                 return self._store_bot_message(
                     params, document=self._file_stub(params.get("document")), **_caption(params)
                 )
+            case "sendvoice" | "sendaudio" | "sendvideo" | "sendvideonote":
+                field = {
+                    "sendvoice": "voice",
+                    "sendaudio": "audio",
+                    "sendvideo": "video",
+                    "sendvideonote": "video_note",
+                }[method]
+                media = self._file_stub(params.get(field)) | {"duration": 1}
+                if field in ("video", "video_note"):
+                    media |= {"width": 240, "height": 240, "length": 240}
+                return self._store_bot_message(params, **{field: media}, **_caption(params))
             case "sendphoto":
                 photo = self._file_stub(params.get("photo"))
                 sizes = [photo | {"width": side, "height": side} for side in (90, 800)]

@@ -77,21 +77,16 @@ async def test_it_escapes_an_intention_full_of_markup(agreed: Harness, alice: Tg
                 "is_video": False,
             }
         },
-        {
-            "photo": [{"file_id": "p1", "file_unique_id": "u2", "width": 90, "height": 90}],
-            "caption": "a drawing",
-        },
         {"location": {"latitude": 52.5, "longitude": 13.4}},
-        {"voice": {"file_id": "v1", "file_unique_id": "u3", "duration": 4}},
+        {"contact": {"phone_number": "+4930123456", "first_name": "Sam"}},
     ],
 )
 async def test_it_explains_what_the_journal_keeps(agreed: Harness, alice: TgUser, fields):
     requests = await agreed.send_update(alice, **fields)
-    replies = [r.text for r in requests if r.method == "sendMessage"]
-    assert replies == [
-        "For now your journal keeps text only, so I couldn't save that. "
-        "If you'd like, write it to me in words."
-    ]
+    replies = [r.text or "" for r in requests if r.method == "sendMessage"]
+    assert len(replies) == 1
+    assert replies[0].startswith("I can't keep that in your journal. It holds what you write, ")
+    assert "Stickers, locations and contacts aren't kept." in replies[0]
     assert counts(agreed) == (0, 0, 0)
 
 
@@ -120,16 +115,6 @@ async def test_it_refuses_a_button_for_another_patients_prompt(
         assert session.get_one(ScheduledPrompt, 1).status == "sent"
 
 
-async def test_it_ignores_edits_without_losing_the_original(agreed: Harness, alice: TgUser):
-    bot = agreed
-    await bot.send(alice, "The original words")
-    edited = dict(bot.fake.pushed[bot.last_update_id]["message"], text="Changed", edit_date=1)
-    update_id = bot.fake.push_update({"edited_message": edited})
-    await bot.wait_handled(update_id)
-    with bot.session() as session:
-        assert session.scalars(select(Entry.text)).all() == ["The original words"]
-
-
 async def test_it_apologises_for_an_internal_error_without_logging_the_message(
     agreed: Harness,
     alice: TgUser,
@@ -139,7 +124,7 @@ async def test_it_apologises_for_an_internal_error_without_logging_the_message(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr("bot.handlers.journal.record_text", broken)
+    monkeypatch.setattr("bot.handlers.journal.record_message", broken)
     replies = await agreed.send(alice, "My most private thought")
     assert replies == [
         "Sorry, something went wrong on my side. Nothing you wrote before is lost — "

@@ -91,6 +91,7 @@ async def test_it_lists_every_command_in_help_and_the_menu(bot: Harness, alice: 
         "intention",
         "journal",
         "recap",
+        "mood",
         "timezone",
         "quiet",
         "pause",

@@ -117,7 +117,7 @@ async def test_it_carries_a_patient_through_a_short_schedule_across_a_kill(
     [feeling] = await fake.wait_for(to(alice.id, "Step two"), timeout=TIMEOUT)
     fake.callback_update(alice, feeling.message_id, "prompt:scale:2:8")
     await fake.wait_for(
-        to(alice.id, "Saved as your answer to <i>How you feel</i>"), timeout=TIMEOUT
+        to(alice.id, "8 out of 10 as your answer to <i>How you feel</i>"), timeout=TIMEOUT
     )
     [reflection] = await fake.wait_for(to(alice.id, "Step three"), timeout=TIMEOUT)
     assert "<i>Trust the process</i>" in (reflection.text or "")

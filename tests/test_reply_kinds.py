@@ -61,7 +61,8 @@ async def test_it_stores_a_scale_answer_from_a_button(agreed: Harness, alice: Tg
         "Noted: 7 out of 10."
     )
     assert next(r for r in done if r.method == "sendMessage").text == (
-        "Thank you. Saved as your answer to <i>How you feel</i>."
+        "Thank you. Saved 7 out of 10 as your answer to <i>How you feel</i>.\n"
+        "If you like, write a few words about it: your next message will be kept with it."
     )
     # A second press (a double tap) stores nothing more.
     again = await bot.press(alice, prompt.message_id, "prompt:scale:1:9")

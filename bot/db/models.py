@@ -138,8 +138,23 @@ class ScheduledPrompt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class EntryKind(StrEnum):
+    TEXT = "text"
+    MOOD = "mood"  # a 1-10 figure, from /mood or a scale prompt, with an optional note
+    VOICE = "voice"
+    AUDIO = "audio"
+    PHOTO = "photo"
+    VIDEO = "video"
+    VIDEO_NOTE = "video_note"
+    DOCUMENT = "document"
+
+
 class Entry(Base):
-    """A journal entry: an answer to a prompt (prompt_id set) or a free entry."""
+    """A journal entry: an answer to a prompt (prompt_id set) or a free entry.
+
+    `text` is what the patient wrote: the message, a media caption, or a mood note. Media are
+    kept as Telegram file ids: Telegram holds the file, the journal holds the reference.
+    """
 
     __tablename__ = "entries"
     __table_args__ = (
@@ -157,8 +172,12 @@ class Entry(Base):
     prompt_id: Mapped[int | None] = mapped_column(
         ForeignKey("scheduled_prompts.id", ondelete="SET NULL")
     )
+    kind: Mapped[str] = mapped_column(String(16), default=EntryKind.TEXT)
     text: Mapped[str | None] = mapped_column(Text)
     scale_value: Mapped[int | None] = mapped_column(SmallInteger)
+    file_id: Mapped[str | None] = mapped_column(String(256))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -107,6 +107,22 @@ def entry_by_message(session: Session, chat_id: int, message_id: int) -> Entry |
     ).one_or_none()
 
 
+def entry_of(session: Session, patient_id: int, entry_id: int) -> Entry | None:
+    """The patient's entry with that id; None if there is none, or it is someone else's."""
+    return session.scalars(
+        select(Entry).where(Entry.id == entry_id, Entry.patient_id == patient_id)
+    ).first()
+
+
+def latest_entry(session: Session, patient_id: int) -> Entry | None:
+    return session.scalars(
+        select(Entry)
+        .where(Entry.patient_id == patient_id)
+        .order_by(Entry.created_at.desc(), Entry.id.desc())
+        .limit(1)
+    ).first()
+
+
 def count_entries(session: Session, patient_id: int) -> int:
     return session.scalar(select(func.count(Entry.id)).where(Entry.patient_id == patient_id)) or 0
 

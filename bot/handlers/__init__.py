@@ -12,8 +12,17 @@ from telegram.ext import (
     filters,
 )
 
-from bot.handlers import errors, fallback, journal, onboarding, recap, settings, treatments
-from bot.keyboards import CONSENT_AGREE, JOURNAL_PREFIX, PROMPT_PREFIX
+from bot.handlers import (
+    errors,
+    fallback,
+    journal,
+    mood,
+    onboarding,
+    recap,
+    settings,
+    treatments,
+)
+from bot.keyboards import CONSENT_AGREE, FILE_PREFIX, JOURNAL_PREFIX, MOOD_PREFIX, PROMPT_PREFIX
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
@@ -35,6 +44,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "intention": treatments.intention,
         "treatment": treatments.treatment,
         "journal": journal.journal,
+        "mood": mood.mood,
         "recap": recap.recap,
     }
     for name, callback in commands.items():
@@ -43,12 +53,19 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(onboarding.consent, pattern=f"^{CONSENT_AGREE}$"))
     app.add_handler(CallbackQueryHandler(treatments.prompt_button, pattern=f"^{PROMPT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.journal_page, pattern=f"^{JOURNAL_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(journal.file_button, pattern=f"^{FILE_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(mood.mood_button, pattern=f"^{MOOD_PREFIX}"))
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))
 
     # After the known commands: any other command is unknown, not a journal entry.
     app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, fallback.unknown_command))
-    app.add_handler(MessageHandler(PRIVATE & filters.TEXT, journal.text_message))
-    # Stickers, photos, voice...: not kept yet; service messages (pins, joins) are ignored.
-    app.add_handler(MessageHandler(PRIVATE & ~filters.StatusUpdate.ALL, fallback.unsupported))
+    # Text and media become entries; stickers, locations, contacts get a kind explanation;
+    # service messages (pins, joins) are ignored.
+    app.add_handler(MessageHandler(PRIVATE & ~filters.StatusUpdate.ALL, journal.journal_message))
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.UpdateType.EDITED_MESSAGE, journal.edited_message
+        )
+    )
 
     app.add_error_handler(errors.error_handler)

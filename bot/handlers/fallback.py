@@ -5,7 +5,6 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient
 from bot.resources import companion
 
 
@@ -23,15 +22,6 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if message is None:
         return
     await message.reply_html(companion(context).texts.render("unsupported.html", kind="command"))
-
-
-async def unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A sticker, photo, voice note...: explain kindly that the journal keeps text for now."""
-    incoming = await from_patient(update, context)
-    if incoming is not None:
-        await incoming.message.reply_html(
-            incoming.res.texts.render("unsupported.html", kind="media")
-        )
 
 
 async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

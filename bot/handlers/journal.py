@@ -3,35 +3,79 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import (
+    Audio,
+    Document,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    Video,
+    VideoNote,
+    Voice,
+)
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient, pressed_by_patient, the_patient
+from bot.db import queries
+from bot.db.models import EntryKind
+from bot.handlers.common import consented_patient, from_patient, pressed_by_patient, the_patient
+from bot.journal import Content, journal_page_context, record_edit, record_message
 from bot.journal import journal_page as load_page
-from bot.journal import journal_page_context, record_text
-from bot.keyboards import JOURNAL_PREFIX, journal_keyboard
+from bot.keyboards import FILE_PREFIX, JOURNAL_PREFIX, journal_keyboard
+from bot.localtime import format_short
 from bot.patients import zone_of
-from bot.resources import Companion
+from bot.resources import Companion, companion
 from bot.text import step_title
 
 log = logging.getLogger(__name__)
 
 
-async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Save a text as the answer to the open prompt, or as a free journal entry."""
+def content_of(message: Message) -> Content | None:
+    """What a message brings to the journal; None for what it cannot hold (stickers...)."""
+    if message.text is not None:
+        return Content(EntryKind.TEXT, text=message.text)
+    caption = message.caption
+    media: tuple[EntryKind, Voice | Audio | Video | VideoNote | Document | None] = (
+        (EntryKind.VOICE, message.voice)
+        if message.voice
+        else (EntryKind.AUDIO, message.audio)
+        if message.audio
+        else (EntryKind.VIDEO, message.video)
+        if message.video
+        else (EntryKind.VIDEO_NOTE, message.video_note)
+        if message.video_note
+        else (EntryKind.DOCUMENT, message.document)
+    )
+    kind, attachment = media
+    if attachment is not None:
+        duration = getattr(attachment, "duration", None)
+        if isinstance(duration, timedelta):
+            duration = int(duration.total_seconds())
+        return Content(kind, caption, attachment.file_id, duration)
+    if message.photo:
+        return Content(EntryKind.PHOTO, caption, message.photo[-1].file_id)
+    return None
+
+
+async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Keep a text or a medium as the answer to the open prompt, a mood note or an entry."""
     incoming = await from_patient(update, context)
-    if incoming is None or incoming.message.text is None:
+    if incoming is None:
         return
-    message, res, text = incoming.message, incoming.res, incoming.message.text
+    message, res = incoming.message, incoming.res
+    content = content_of(message)
+    if content is None:
+        await message.reply_html(res.texts.render("unsupported.html", kind="media"))
+        return
     reply_to = message.reply_to_message
     with res.sessions.begin() as session:
-        recorded = record_text(
+        recorded = record_message(
             session,
             the_patient(session, incoming.user_id),
             res.schedule,
-            text=text,
+            content,
             chat_id=message.chat_id,
             message_id=message.message_id,
             reply_to_message_id=reply_to.message_id if reply_to else None,
@@ -41,8 +85,15 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         log.info("message %s was already recorded; not answering twice", message.message_id)
         return
     prompt = recorded.prompt
-    title = step_title(res.schedule, prompt.step_key) if prompt else ""
-    await message.reply_html(res.texts.render("saved.html", prompt_title=title))
+    await message.reply_html(
+        res.texts.render(
+            "saved.html",
+            prompt_title=step_title(res.schedule, prompt.step_key) if prompt else "",
+            kind=recorded.entry.kind,
+            mood_note=recorded.mood_note,
+            scale_value=recorded.entry.scale_value,
+        )
+    )
     if prompt is not None and prompt.telegram_message_id is not None:
         # Answered: Later and Skip no longer apply.
         try:
@@ -53,18 +104,47 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             log.info("prompt %s had no buttons left to remove", prompt.id)
 
 
+async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edit in Telegram updates the entry that message made, noting that it was edited."""
+    message, user = update.edited_message, update.effective_user
+    if message is None or user is None:
+        return
+    new_text = message.text if message.text is not None else message.caption
+    if new_text is None:
+        return
+    res = companion(context)
+    with res.sessions.begin() as session:
+        patient = consented_patient(session, user.id)
+        entry = (
+            record_edit(
+                session, patient, message.chat_id, message.message_id, new_text, res.clock()
+            )
+            if patient
+            else None
+        )
+    if entry is not None:
+        await message.reply_html(res.texts.render("edited.html"))
+
+
 def render_page(
     res: Companion, telegram_user_id: int, page: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """A journal page and its Older/Newer buttons."""
+    """A journal page, with a button for each kept file on it, then Older/Newer."""
     with res.sessions.begin() as session:
         patient = the_patient(session, telegram_user_id)
         loaded = load_page(session, patient, page)
         zone = zone_of(patient, res.settings.default_timezone)
     view = journal_page_context(loaded, res.schedule, zone)
-    return res.texts.render("journal_page.html", **view), journal_keyboard(
-        res, loaded.page, loaded.pages
-    )
+    files = [
+        (
+            entry.id,
+            res.label("get_file", kind=entry.kind, when=format_short(entry.created_at, zone)),
+        )
+        for entry in loaded.entries
+        if entry.file_id
+    ]
+    keyboard = journal_keyboard(res, loaded.page, loaded.pages, files)
+    return res.texts.render("journal_page.html", **view), keyboard
 
 
 async def journal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -95,3 +175,37 @@ async def journal_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         # Pressing the same page twice changes nothing, which Telegram reports as an error.
         if "not modified" not in exc.message.lower():
             raise
+
+
+async def file_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send back a voice note, photo, video or document kept in the journal."""
+    pressed = await pressed_by_patient(update, context)
+    if pressed is None:
+        return
+    query, res = pressed.query, pressed.res
+    try:
+        entry_id = int((query.data or "").removeprefix(FILE_PREFIX))
+    except ValueError:
+        entry_id = 0
+    with res.sessions.begin() as session:
+        patient = the_patient(session, pressed.user_id)
+        entry = queries.entry_of(session, patient.id, entry_id)
+        chat_id = patient.chat_id
+    if entry is None or entry.file_id is None:
+        await query.answer(res.label("bad_button"))
+        return
+    await query.answer()
+    bot, file_id = context.bot, entry.file_id
+    match entry.kind:
+        case EntryKind.VOICE:
+            await bot.send_voice(chat_id, file_id)
+        case EntryKind.AUDIO:
+            await bot.send_audio(chat_id, file_id)
+        case EntryKind.PHOTO:
+            await bot.send_photo(chat_id, file_id)
+        case EntryKind.VIDEO:
+            await bot.send_video(chat_id, file_id)
+        case EntryKind.VIDEO_NOTE:
+            await bot.send_video_note(chat_id, file_id)
+        case _:
+            await bot.send_document(chat_id, file_id)

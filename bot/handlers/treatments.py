@@ -148,4 +148,6 @@ async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     except TelegramError:
         log.warning("could not remove the buttons of prompt %s", prompt_id)
     if action is PromptAction.SCALE:
-        await context.bot.send_message(chat_id, res.texts.render("saved.html", prompt_title=title))
+        await context.bot.send_message(
+            chat_id, res.texts.render("mood_saved.html", value=value, prompt_title=title)
+        )

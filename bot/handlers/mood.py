@@ -1,0 +1,44 @@
+"""/mood and its 1-10 scale."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.handlers.common import from_patient, pressed_by_patient, the_patient
+from bot.journal import SCALE, record_mood
+from bot.keyboards import MOOD_PREFIX, mood_keyboard
+
+
+async def mood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ask how the patient feels, on a 1-10 scale."""
+    incoming = await from_patient(update, context)
+    if incoming is None:
+        return
+    await incoming.message.reply_html(
+        incoming.res.texts.render("mood_ask.html"), reply_markup=mood_keyboard()
+    )
+
+
+async def mood_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Keep the figure tapped, then invite an optional note."""
+    pressed = await pressed_by_patient(update, context)
+    if pressed is None:
+        return
+    query, res = pressed.query, pressed.res
+    try:
+        value = int((query.data or "").removeprefix(MOOD_PREFIX))
+    except ValueError:
+        value = 0
+    if value not in SCALE:
+        await query.answer(res.label("bad_button"))
+        return
+    with res.sessions.begin() as session:
+        patient = the_patient(session, pressed.user_id)
+        record_mood(session, patient, value, res.clock(), res.schedule)
+        chat_id = patient.chat_id
+    await query.answer(res.label("scale_saved", value=value))
+    # One answer per question: the buttons go, so a double tap cannot count twice.
+    await query.edit_message_reply_markup(reply_markup=None)
+    text = res.texts.render("mood_saved.html", value=value, prompt_title="")
+    await context.bot.send_message(chat_id, text)
