@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.db import queries
-from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledPrompt
+from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.localtime import format_short
 from bot.schedule import Schedule
 from bot.text import shorten, step_title
@@ -323,3 +323,140 @@ def journal_page_context(
         "pages": journal.pages,
         "total": journal.total,
     }
+
+
+@dataclass(frozen=True)
+class TreatmentJournal:
+    """Everything written around one treatment, in the order it happened."""
+
+    treatment: Treatment
+    prompts: list[tuple[ScheduledPrompt, list[Entry]]]  # schedule order, each with its answers
+    entries: list[Entry]  # free entries and moods of its integration period
+
+
+def treatment_journal(
+    session: Session, patient: Patient, number: int, schedule: Schedule
+) -> TreatmentJournal | None:
+    treatment = queries.treatment_by_number(session, patient.id, number)
+    if treatment is None:
+        return None
+    order = {step.key: index for index, step in enumerate(schedule.steps)}
+    prompts = sorted(
+        queries.prompts_of_treatment(session, treatment.id),
+        key=lambda p: (order.get(p.step_key, len(order)), p.id),
+    )
+    answers: dict[int, list[Entry]] = {p.id: [] for p in prompts}
+    entries = []
+    for entry in queries.entries_of_treatment(session, treatment.id):
+        if entry.prompt_id in answers:
+            answers[entry.prompt_id].append(entry)
+        else:
+            entries.append(entry)
+    return TreatmentJournal(
+        treatment=treatment, prompts=[(p, answers[p.id]) for p in prompts], entries=entries
+    )
+
+
+def prompt_state(prompt: ScheduledPrompt, answers: list[Entry]) -> str:
+    """How a prompt stands, for the journal and the export."""
+    if answers:
+        return "answered"
+    if prompt.status == PromptStatus.SKIPPED:
+        return "skipped"
+    if prompt.status == PromptStatus.FAILED:
+        return "could not be sent"
+    if prompt.status == PromptStatus.SENT:
+        return "unanswered"
+    return "not sent yet"
+
+
+def treatment_journal_context(
+    journal: TreatmentJournal, schedule: Schedule, zone: ZoneInfo
+) -> dict[str, object]:
+    """What journal_treatment.html shows: whole entries, never shortened."""
+    treatment = journal.treatment
+
+    def view(entry: Entry) -> dict[str, object]:
+        return entry_view(
+            entry, prompt_title="", treatment_number=None, zone=zone, preview_length=None
+        )
+
+    return {
+        "number": treatment.number,
+        "when": format_short(treatment.occurred_at, zone),
+        "intention": treatment.intention or "",
+        "prompts": [
+            {
+                "title": step_title(schedule, prompt.step_key),
+                "sent": format_short(prompt.sent_at, zone) if prompt.sent_at else "",
+                "state": prompt_state(prompt, answers),
+                "answers": [view(entry) for entry in answers],
+            }
+            for prompt, answers in journal.prompts
+        ],
+        "entries": [view(entry) for entry in journal.entries],
+    }
+
+
+SEARCH_PAGE_SIZE = 5
+SNIPPET_RADIUS = 80
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    words: list[str]
+    matches: list[Entry]
+    page: int
+    pages: int
+    total: int
+
+
+def search_journal(session: Session, patient: Patient, words: list[str], page: int) -> SearchPage:
+    """Entries containing every word (any letter case), newest first.
+
+    The match runs here, not in the database: once entries are encrypted at rest, only the
+    application can read them.
+    """
+    folded = [word.casefold() for word in words]
+    found = [
+        entry
+        for entry in queries.entries_with_text(session, patient.id)
+        if entry.text and all(word in entry.text.casefold() for word in folded)
+    ]
+    pages = max(1, -(-len(found) // SEARCH_PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    start = page * SEARCH_PAGE_SIZE
+    return SearchPage(
+        words=words,
+        matches=found[start : start + SEARCH_PAGE_SIZE],
+        page=page,
+        pages=pages,
+        total=len(found),
+    )
+
+
+def snippet(text: str, words: list[str]) -> list[tuple[str, bool]]:
+    """The text around the first match, as (piece, is_a_match) so a template can mark matches."""
+    folded = text.casefold()
+    positions = [folded.find(word.casefold()) for word in words]
+    first = min((p for p in positions if p >= 0), default=0)
+    start = max(0, first - SNIPPET_RADIUS)
+    end = min(len(text), first + SNIPPET_RADIUS * 2)
+    window, window_folded = text[start:end], folded[start:end]
+    marks = [False] * len(window)
+    for word in {w.casefold() for w in words if w}:
+        at = window_folded.find(word)
+        while at >= 0:
+            marks[at : at + len(word)] = [True] * len(word)
+            at = window_folded.find(word, at + len(word))
+    pieces: list[tuple[str, bool]] = []
+    for char, marked in zip(window, marks, strict=True):
+        if pieces and pieces[-1][1] == marked:
+            pieces[-1] = (pieces[-1][0] + char, marked)
+        else:
+            pieces.append((char, marked))
+    if start > 0:
+        pieces.insert(0, ("…", False))
+    if end < len(text):
+        pieces.append(("…", False))
+    return pieces

@@ -15,6 +15,10 @@ PROMPT_PREFIX = "prompt:"
 JOURNAL_PREFIX = "journal:"
 MOOD_PREFIX = "mood:"
 FILE_PREFIX = "file:"
+TREATMENT_PREFIX = "jtreat:"
+SEARCH_PREFIX = "jsearch:"
+# Telegram allows 64 bytes of callback data; a search's paging buttons carry its words.
+MAX_SEARCH_BYTES = 64 - len(SEARCH_PREFIX) - len("999:")
 
 
 def consent_keyboard(companion: Companion) -> InlineKeyboardMarkup:
@@ -79,27 +83,52 @@ def prompt_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
+def paging_row(
+    companion: Companion, page: int, pages: int, callback_data: Callable[[int], str]
+) -> list[InlineKeyboardButton]:
+    """Older and Newer; page 0 is the newest."""
+    row = []
+    if page + 1 < pages:
+        row.append(
+            InlineKeyboardButton(companion.label("older"), callback_data=callback_data(page + 1))
+        )
+    if page > 0:
+        row.append(
+            InlineKeyboardButton(companion.label("newer"), callback_data=callback_data(page - 1))
+        )
+    return row
+
+
 def journal_keyboard(
-    companion: Companion, page: int, pages: int, files: Sequence[tuple[int, str]] = ()
+    companion: Companion,
+    page: int,
+    pages: int,
+    files: Sequence[tuple[int, str]] = (),
+    treatments: Sequence[int] = (),
 ) -> InlineKeyboardMarkup | None:
-    """A button per kept file (entry id, label) to get it back, then Older and Newer."""
+    """A button per kept file (entry id, label), one per recent treatment, Older and Newer."""
     rows = [
         [InlineKeyboardButton(label, callback_data=f"{FILE_PREFIX}{entry_id}")]
         for entry_id, label in files
     ]
-    buttons = []
-    if page + 1 < pages:
-        buttons.append(
-            InlineKeyboardButton(
-                companion.label("older"), callback_data=f"{JOURNAL_PREFIX}{page + 1}"
-            )
+    if treatments:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    companion.label("treatment_button", number=number),
+                    callback_data=f"{TREATMENT_PREFIX}{number}",
+                )
+                for number in treatments
+            ]
         )
-    if page > 0:
-        buttons.append(
-            InlineKeyboardButton(
-                companion.label("newer"), callback_data=f"{JOURNAL_PREFIX}{page - 1}"
-            )
-        )
-    if buttons:
-        rows.append(buttons)
+    rows.append(paging_row(companion, page, pages, lambda p: f"{JOURNAL_PREFIX}{p}"))
+    rows = [row for row in rows if row]
     return InlineKeyboardMarkup(rows) if rows else None
+
+
+def search_keyboard(
+    companion: Companion, page: int, pages: int, words: Sequence[str]
+) -> InlineKeyboardMarkup | None:
+    query = " ".join(words)
+    row = paging_row(companion, page, pages, lambda p: f"{SEARCH_PREFIX}{p}:{query}")
+    return InlineKeyboardMarkup([row]) if row else None

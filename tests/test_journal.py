@@ -48,23 +48,23 @@ async def test_it_pages_back_through_the_whole_journal(agreed: Harness, alice: T
     assert [f"Entry number {n}" in text for n in (12, 11, 10, 9, 8, 7)] == [True] * 5 + [False]
     assert text.index("Entry number 12") < text.index("Entry number 11")
     assert "<b>Wed 25 Nov, 16:00</b> · treatment 1" in text  # local time, newest first
-    assert journal_buttons(first) == {"◀ Older": "journal:1"}
+    assert journal_buttons(first) == {"Treatment 1": "jtreat:1", "◀ Older": "journal:1"}
 
     await bot.press(alice, first.message_id, "journal:1")
     page2 = bot.fake.bot_message(alice.id, first.message_id)
     assert page2["text"].startswith("<b>Your journal</b> — page 2 of 3")
     assert "Entry number 7" in page2["text"]
     assert "Entry number 3" in page2["text"]
-    assert {b["text"] for b in page2["reply_markup"]["inline_keyboard"][0]} == {
+    assert [b["text"] for b in page2["reply_markup"]["inline_keyboard"][-1]] == [
         "◀ Older",
         "Newer ▶",
-    }
+    ]
 
     await bot.press(alice, first.message_id, "journal:2")
     page3 = bot.fake.bot_message(alice.id, first.message_id)
     assert page3["text"].endswith("Entry number 1")
     assert "Entry number 3" not in page3["text"]
-    assert [b["text"] for b in page3["reply_markup"]["inline_keyboard"][0]] == ["Newer ▶"]
+    assert [b["text"] for b in page3["reply_markup"]["inline_keyboard"][-1]] == ["Newer ▶"]
 
     # A page past the end shows the last one; pressing it again changes nothing, quietly.
     done = await bot.press(alice, first.message_id, "journal:99")
@@ -116,3 +116,114 @@ async def test_it_does_not_save_a_redelivered_message_twice(agreed: Harness, ali
     assert [r for r in again if r.method == "sendMessage"] == []
     with bot.session() as session:
         assert session.scalar(select(func.count(Entry.id))) == 1
+
+
+async def test_it_shows_everything_around_one_treatment(agreed: Harness, alice: TgUser):
+    bot = agreed
+    await bot.send(alice, "/intention Meet the old fear")
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    await bot.send(alice, "Calm")
+    reflection = await bot.next_prompt(alice)
+    await bot.send(alice, "A river of light")
+    await bot.send(alice, "And my grandmother", reply_to=reflection.message_id)
+    day2 = await bot.next_prompt(alice)
+    await bot.press(alice, day2.message_id, "prompt:skip:3")
+    await bot.send(alice, "A free thought")
+
+    messages = await bot.send(alice, "/journal 1")
+    assert len(messages) == 1
+    text = messages[0]
+    expected_in_order = [
+        "<b>Treatment 1</b> — Wed 25 Nov, 14:00",
+        "<blockquote>Meet the old fear</blockquote>",
+        "<b>Check-in</b> · Wed 25 Nov, 17:00 · <i>answered</i>",
+        "Calm",
+        "<b>Reflection</b> · Thu 26 Nov, 08:00 · <i>answered</i>",
+        "A river of light",
+        "And my grandmother",
+        "<b>One small step</b> · Fri 27 Nov, 14:00 · <i>skipped</i>",
+        "<b>An integration practice</b> · <i>not sent yet</i>",
+        "<b>One month on</b> · <i>not sent yet</i>",
+        "<b>Everything else you wrote in this time</b>",
+        "A free thought",
+    ]
+    positions = [text.index(part) for part in expected_in_order]
+    assert positions == sorted(positions)
+
+    page = next(r for r in await bot.send_raw(alice, "/journal") if r.method == "sendMessage")
+    done = await bot.press(alice, page.message_id, "jtreat:1")
+    assert [r.text for r in done if r.method == "sendMessage"] == messages
+
+
+async def test_it_says_which_treatments_exist(agreed: Harness, alice: TgUser):
+    await agreed.send(alice, "/treatment")
+    assert (await agreed.send(alice, "/journal 9"))[0] == (
+        "You haven't logged a treatment 9. Your treatments: 1."
+    )
+
+
+async def test_it_splits_a_treatment_with_long_entries_between_entries(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    for number in range(3):
+        bot.clock.advance(timedelta(minutes=1))
+        await bot.send(alice, f"Entry {number} " + "word " * 800)
+    header, *messages = await bot.send(alice, "/journal 1")
+    assert header.startswith("<b>Treatment 1</b>")
+    assert len(messages) == 3
+    for number, message in enumerate(messages):
+        assert visible_length(message) <= TELEGRAM_LIMIT
+        assert message.count("Entry ") == 1
+        assert f"Entry {number} " in message
+
+
+async def test_it_finds_entries_containing_every_word(agreed: Harness, alice: TgUser):
+    bot = agreed
+    for text in (
+        "The garden of my father",
+        "My FATHER called",
+        "a garden party",
+        "Father's garden, again & again",
+    ):
+        bot.clock.advance(timedelta(minutes=1))
+        await bot.send(alice, text)
+    result = (await bot.send(alice, "/journal search GARDEN father"))[0]
+    assert result.startswith("<b>Search:</b> GARDEN father — 2 entries, page 1 of 1")
+    assert "<b>Father</b>&#39;s <b>garden</b>, again &amp; again" in result
+    assert "The <b>garden</b> of my <b>father</b>" in result
+    assert result.index("again") < result.index("The <b>garden</b>")  # newest first
+    assert "called" not in result
+    assert "party" not in result
+
+
+async def test_it_pages_through_search_results(agreed: Harness, alice: TgUser):
+    bot = agreed
+    for number in range(7):
+        bot.clock.advance(timedelta(minutes=1))
+        await bot.send(alice, f"Breathing practice number {number}")
+    first = next(
+        r
+        for r in await bot.send_raw(alice, "/journal search breathing")
+        if r.method == "sendMessage"
+    )
+    assert "7 entries, page 1 of 2" in (first.text or "")
+    assert journal_buttons(first) == {"◀ Older": "jsearch:1:breathing"}
+    await bot.press(alice, first.message_id, "jsearch:1:breathing")
+    page2 = bot.fake.bot_message(alice.id, first.message_id)["text"]
+    assert "page 2 of 2" in page2
+    assert "number 1" in page2
+    assert "number 0" in page2
+    assert "number 6" not in page2
+
+
+async def test_it_explains_searches_it_cannot_run(agreed: Harness, alice: TgUser):
+    bot = agreed
+    assert (await bot.send(alice, "/journal search <b>"))[0] == (
+        "Nothing in your journal contains “&lt;b&gt;”."
+    )
+    too_long = "/journal search " + " ".join(["meditation"] * 6)
+    assert (await bot.send(alice, too_long))[0].startswith("Please search with fewer words")
+    assert (await bot.send(alice, "/journal banana"))[0].startswith("You can use:")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, Select, func, select, update
@@ -105,6 +105,46 @@ def entry_by_message(session: Session, chat_id: int, message_id: int) -> Entry |
     return session.scalars(
         select(Entry).where(Entry.chat_id == chat_id, Entry.message_id == message_id)
     ).one_or_none()
+
+
+def treatment_by_number(session: Session, patient_id: int, number: int) -> Treatment | None:
+    return session.scalars(
+        select(Treatment).where(Treatment.patient_id == patient_id, Treatment.number == number)
+    ).first()
+
+
+def treatment_numbers(session: Session, patient_id: int) -> Sequence[int]:
+    return session.scalars(
+        select(Treatment.number)
+        .where(Treatment.patient_id == patient_id)
+        .order_by(Treatment.number)
+    ).all()
+
+
+def prompts_of_treatment(session: Session, treatment_id: int) -> Sequence[ScheduledPrompt]:
+    return session.scalars(
+        select(ScheduledPrompt).where(ScheduledPrompt.treatment_id == treatment_id)
+    ).all()
+
+
+def entries_of_treatment(session: Session, treatment_id: int) -> Sequence[Entry]:
+    return session.scalars(
+        select(Entry)
+        .where(Entry.treatment_id == treatment_id)
+        .order_by(Entry.created_at, Entry.id)
+    ).all()
+
+
+def entries_with_text(session: Session, patient_id: int) -> Iterator[Entry]:
+    """The patient's entries that carry text, newest first, read in batches."""
+    return iter(
+        session.scalars(
+            select(Entry)
+            .where(Entry.patient_id == patient_id, Entry.text.is_not(None))
+            .order_by(Entry.created_at.desc(), Entry.id.desc())
+            .execution_options(yield_per=500)
+        )
+    )
 
 
 def entry_of(session: Session, patient_id: int, entry_id: int) -> Entry | None:

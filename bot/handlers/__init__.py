@@ -22,7 +22,15 @@ from bot.handlers import (
     settings,
     treatments,
 )
-from bot.keyboards import CONSENT_AGREE, FILE_PREFIX, JOURNAL_PREFIX, MOOD_PREFIX, PROMPT_PREFIX
+from bot.keyboards import (
+    CONSENT_AGREE,
+    FILE_PREFIX,
+    JOURNAL_PREFIX,
+    MOOD_PREFIX,
+    PROMPT_PREFIX,
+    SEARCH_PREFIX,
+    TREATMENT_PREFIX,
+)
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
@@ -54,6 +62,8 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(treatments.prompt_button, pattern=f"^{PROMPT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.journal_page, pattern=f"^{JOURNAL_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.file_button, pattern=f"^{FILE_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(journal.search_page, pattern=f"^{SEARCH_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(journal.treatment_button, pattern=f"^{TREATMENT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(mood.mood_button, pattern=f"^{MOOD_PREFIX}"))
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from telegram import (
     Audio,
+    CallbackQuery,
     Document,
     InlineKeyboardMarkup,
     Message,
@@ -20,10 +21,33 @@ from telegram.ext import ContextTypes
 
 from bot.db import queries
 from bot.db.models import EntryKind
-from bot.handlers.common import consented_patient, from_patient, pressed_by_patient, the_patient
-from bot.journal import Content, journal_page_context, record_edit, record_message
+from bot.handlers.common import (
+    consented_patient,
+    from_patient,
+    pressed_by_patient,
+    send_blocks,
+    the_patient,
+)
+from bot.journal import (
+    Content,
+    journal_page_context,
+    record_edit,
+    record_message,
+    search_journal,
+    snippet,
+    treatment_journal,
+    treatment_journal_context,
+)
 from bot.journal import journal_page as load_page
-from bot.keyboards import FILE_PREFIX, JOURNAL_PREFIX, journal_keyboard
+from bot.keyboards import (
+    FILE_PREFIX,
+    JOURNAL_PREFIX,
+    MAX_SEARCH_BYTES,
+    SEARCH_PREFIX,
+    TREATMENT_PREFIX,
+    journal_keyboard,
+    search_keyboard,
+)
 from bot.localtime import format_short
 from bot.patients import zone_of
 from bot.resources import Companion, companion
@@ -126,13 +150,17 @@ async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await message.reply_html(res.texts.render("edited.html"))
 
 
+TREATMENT_BUTTONS = 5
+
+
 def render_page(
     res: Companion, telegram_user_id: int, page: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    """A journal page, with a button for each kept file on it, then Older/Newer."""
+    """A journal page, with buttons for its kept files and recent treatments, Older/Newer."""
     with res.sessions.begin() as session:
         patient = the_patient(session, telegram_user_id)
         loaded = load_page(session, patient, page)
+        numbers = queries.treatment_numbers(session, patient.id)[-TREATMENT_BUTTONS:]
         zone = zone_of(patient, res.settings.default_timezone)
     view = journal_page_context(loaded, res.schedule, zone)
     files = [
@@ -143,17 +171,105 @@ def render_page(
         for entry in loaded.entries
         if entry.file_id
     ]
-    keyboard = journal_keyboard(res, loaded.page, loaded.pages, files)
+    keyboard = journal_keyboard(res, loaded.page, loaded.pages, files, numbers)
     return res.texts.render("journal_page.html", **view), keyboard
 
 
+def render_search(
+    res: Companion, telegram_user_id: int, words: list[str], page: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A page of search results, matches marked, with Older/Newer."""
+    with res.sessions.begin() as session:
+        patient = the_patient(session, telegram_user_id)
+        found = search_journal(session, patient, words, page)
+        zone = zone_of(patient, res.settings.default_timezone)
+        prompts = queries.prompts_by_id(
+            session, (e.prompt_id for e in found.matches if e.prompt_id)
+        )
+        numbers = queries.treatments_by_id(
+            session, (e.treatment_id for e in found.matches if e.treatment_id)
+        )
+    matches = [
+        {
+            "when": format_short(entry.created_at, zone),
+            "treatment_number": numbers[entry.treatment_id].number if entry.treatment_id else None,
+            "prompt_title": step_title(res.schedule, prompts[entry.prompt_id].step_key)
+            if entry.prompt_id
+            else "",
+            "snippet": snippet(entry.text or "", words),
+        }
+        for entry in found.matches
+    ]
+    text = res.texts.render(
+        "journal_search.html",
+        words=words,
+        matches=matches,
+        total=found.total,
+        page=found.page + 1,
+        pages=found.pages,
+    )
+    return text, search_keyboard(res, found.page, found.pages, words)
+
+
+async def send_treatment(res: Companion, message: Message, user_id: int, number: int) -> None:
+    """Everything around one treatment, in as many messages as it takes."""
+    with res.sessions.begin() as session:
+        patient = the_patient(session, user_id)
+        journal = treatment_journal(session, patient, number, res.schedule)
+        zone = zone_of(patient, res.settings.default_timezone)
+        numbers = list(queries.treatment_numbers(session, patient.id))
+    if journal is None:
+        await message.reply_html(
+            res.texts.render(
+                "journal_usage.html", reason="no_treatment", number=number, numbers=numbers
+            )
+        )
+        return
+    view = treatment_journal_context(journal, res.schedule, zone)
+    await send_blocks(message, res.texts.render_blocks("journal_treatment.html", **view))
+
+
 async def journal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Show the newest journal entries with buttons to page back."""
+    """/journal: the latest entries; /journal 3: one treatment; /journal search words."""
     incoming = await from_patient(update, context)
     if incoming is None:
         return
-    text, keyboard = render_page(incoming.res, incoming.user_id, 0)
-    await incoming.message.reply_html(text, reply_markup=keyboard)
+    res, message, args = incoming.res, incoming.message, context.args or []
+    if not args:
+        text, keyboard = render_page(res, incoming.user_id, 0)
+    elif len(args) == 1 and args[0].isdigit():
+        await send_treatment(res, message, incoming.user_id, int(args[0]))
+        return
+    elif args[0].lower() == "search" and len(args) > 1:
+        words = args[1:]
+        if len(" ".join(words).encode()) > MAX_SEARCH_BYTES:
+            text = res.texts.render(
+                "journal_usage.html", reason="search_long", limit=MAX_SEARCH_BYTES
+            )
+            keyboard = None
+        else:
+            text, keyboard = render_search(res, incoming.user_id, words, 0)
+    else:
+        text, keyboard = res.texts.render("journal_usage.html", reason="usage"), None
+    await message.reply_html(text, reply_markup=keyboard)
+
+
+async def edit_in_place(
+    query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None
+) -> None:
+    try:
+        await query.edit_message_text(text, reply_markup=keyboard)
+    except BadRequest as exc:
+        # Pressing the same page twice changes nothing, which Telegram reports as an error.
+        if "not modified" not in exc.message.lower():
+            raise
+
+
+def page_number(data: str, prefix: str) -> int | None:
+    try:
+        return int(data.removeprefix(prefix).split(":", 1)[0])
+    except ValueError:
+        return None
 
 
 async def journal_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -162,19 +278,42 @@ async def journal_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if pressed is None:
         return
     query, res = pressed.query, pressed.res
-    try:
-        page = int((query.data or "").removeprefix(JOURNAL_PREFIX))
-    except ValueError:
+    page = page_number(query.data or "", JOURNAL_PREFIX)
+    if page is None:
         await query.answer(res.label("bad_button"))
         return
     await query.answer()
-    text, keyboard = render_page(res, pressed.user_id, page)
-    try:
-        await query.edit_message_text(text, reply_markup=keyboard)
-    except BadRequest as exc:
-        # Pressing the same page twice changes nothing, which Telegram reports as an error.
-        if "not modified" not in exc.message.lower():
-            raise
+    await edit_in_place(query, *render_page(res, pressed.user_id, page))
+
+
+async def search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Turn the page of search results in place."""
+    pressed = await pressed_by_patient(update, context)
+    if pressed is None:
+        return
+    query, res = pressed.query, pressed.res
+    data = query.data or ""
+    page = page_number(data, SEARCH_PREFIX)
+    words = data.removeprefix(SEARCH_PREFIX).partition(":")[2].split()
+    if page is None or not words:
+        await query.answer(res.label("bad_button"))
+        return
+    await query.answer()
+    await edit_in_place(query, *render_search(res, pressed.user_id, words, page))
+
+
+async def treatment_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Show one treatment's journal from its button."""
+    pressed = await pressed_by_patient(update, context)
+    if pressed is None:
+        return
+    query, res = pressed.query, pressed.res
+    number = page_number(query.data or "", TREATMENT_PREFIX)
+    if number is None or not isinstance(query.message, Message):
+        await query.answer(res.label("bad_button"))
+        return
+    await query.answer()
+    await send_treatment(res, query.message, pressed.user_id, number)
 
 
 async def file_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
