@@ -130,13 +130,18 @@ class PreviewItem:
 def preview_folder(
     schedule: Schedule, treatment_at: datetime, zone: ZoneInfo, intention: str
 ) -> list[PreviewItem]:
-    """Every step rendered for a sample treatment, with its local send time."""
+    """Every step rendered for a sample treatment, with its local send time.
+
+    Send times follow the dispatcher's rules: out of quiet hours (22:00-08:00) and at least
+    `min_gap` after the previous prompt.
+    """
     env = make_environment(schedule.folder)
-    items = []
+    items: list[PreviewItem] = []
     for step in schedule.steps:
-        due = defer_past_quiet_hours(
-            step_due_at(treatment_at, zone, step.after), zone, DEFAULT_QUIET_HOURS
-        )
+        due = step_due_at(treatment_at, zone, step.after)
+        if items:
+            due = max(due, items[-1].sends_at + schedule.min_gap)
+        due = defer_past_quiet_hours(due, zone, DEFAULT_QUIET_HOURS)
         context = prompt_context(
             first_name="Sam",
             treatment_number=1,

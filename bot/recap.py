@@ -1,14 +1,16 @@
-"""The weekly recap: the last days' treatments, prompts, answers and entries, as a context."""
+"""The recap: a window's treatments, prompts, moods, highlights and entries, as plain data."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.chart import MoodPoint, TreatmentMark
 from bot.db import queries
-from bot.db.models import Patient, PromptStatus
+from bot.db.models import EntryKind, Patient, PromptStatus
 from bot.localtime import format_day, format_short
 from bot.patients import zone_of
 from bot.schedule import Schedule
@@ -16,8 +18,40 @@ from bot.text import shorten, step_title
 from bot.treatments import expected_send_time
 
 RECAP_DAYS = 7
-ANSWER_LENGTH = 300
+MAX_RECAP_DAYS = 365
+HIGHLIGHT_LENGTH = 300
 UPCOMING = 3
+# A change of at least one point over the window reads as a trend, less as steady.
+TREND_THRESHOLD = 1.0
+
+
+def mood_trend(points: list[MoodPoint]) -> str:
+    """ "rising", "falling" or "steady" by the least-squares slope; empty under two points."""
+    if len(points) < 2:
+        return ""
+    first = points[0].when
+    xs = [(p.when - first).total_seconds() / 86400 for p in points]
+    ys = [float(p.value) for p in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return "steady"
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    change = slope * (xs[-1] - xs[0])
+    if change >= TREND_THRESHOLD:
+        return "rising"
+    if change <= -TREND_THRESHOLD:
+        return "falling"
+    return "steady"
+
+
+@dataclass(frozen=True)
+class Recap:
+    context: dict[str, Any]  # what recap.html shows
+    moods: list[MoodPoint]  # for the chart; empty: no chart
+    treatments: list[TreatmentMark]
+    start: datetime
+    end: datetime
 
 
 def build_recap(
@@ -27,8 +61,8 @@ def build_recap(
     now: datetime,
     default_timezone: str,
     days: int = RECAP_DAYS,
-) -> dict[str, Any]:
-    """Everything the recap template shows, queried before rendering."""
+) -> Recap:
+    """Everything the recap shows, queried before rendering."""
     zone = zone_of(patient, default_timezone)
     start = now - timedelta(days=days)
     treatments = queries.treatments_between(session, patient.id, start, now)
@@ -43,25 +77,35 @@ def build_recap(
         ).items()
     }
 
-    answers = []
-    free_entries = []
+    moods = [
+        MoodPoint(e.created_at, e.scale_value)
+        for e in entries
+        if e.kind == EntryKind.MOOD and e.scale_value is not None
+    ]
+    values = [point.value for point in moods]
+    highlights = []
     for entry in entries:
-        item = {
-            "when": format_short(entry.created_at, zone),
-            "text": shorten(entry.text, ANSWER_LENGTH) if entry.text else "",
-            "scale_value": entry.scale_value,
-            "treatment_number": numbers.get(entry.treatment_id) if entry.treatment_id else None,
-        }
         prompt = prompts.get(entry.prompt_id) if entry.prompt_id else None
-        if prompt is not None:
-            answers.append({**item, "prompt_title": step_title(schedule, prompt.step_key)})
-        else:
-            free_entries.append(item)
+        step = schedule.step(prompt.step_key) if prompt else None
+        if step is None or not step.highlight or not entry.text:
+            continue
+        highlights.append(
+            {
+                "prompt_title": step.title,
+                "treatment_number": numbers.get(entry.treatment_id)
+                if entry.treatment_id
+                else None,
+                "when": format_short(entry.created_at, zone),
+                "text": shorten(entry.text, HIGHLIGHT_LENGTH),
+            }
+        )
+    free_entries = [e for e in entries if e.prompt_id is None and e.kind != EntryKind.MOOD]
+    days_written = {e.created_at.astimezone(zone).date() for e in entries}
 
     upcoming = queries.upcoming_prompts(session, patient.id, UPCOMING)
     upcoming_numbers = queries.treatments_by_id(session, (p.treatment_id for p in upcoming))
     planned = queries.next_planned_treatment(session, patient.id, now)
-    return {
+    context = {
         "first_name": patient.first_name or "",
         "days": days,
         "window_start": format_day(start, zone),
@@ -77,8 +121,18 @@ def build_recap(
         "prompts_sent": len(sent),
         "prompts_answered": len(answered & {p.id for p in sent}),
         "prompts_skipped": sum(1 for p in sent if p.status == PromptStatus.SKIPPED),
-        "answers": answers,
-        "free_entries": free_entries,
+        "mood": None
+        if not values
+        else {
+            "count": len(values),
+            "low": min(values),
+            "high": max(values),
+            "average": f"{sum(values) / len(values):.1f}",
+            "trend": mood_trend(moods),
+        },
+        "highlights": highlights,
+        "free_entries": len(free_entries),
+        "days_written": len(days_written),
         "paused": patient.paused_at is not None,
         "upcoming": [
             {
@@ -99,3 +153,8 @@ def build_recap(
         },
         "pending_intention": patient.pending_intention or "",
     }
+    marks = [
+        TreatmentMark(t.occurred_at, t.number)
+        for t in queries.treatments_between(session, patient.id, start, now)
+    ]
+    return Recap(context=context, moods=moods, treatments=marks, start=start, end=now)

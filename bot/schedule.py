@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 ReplyKind = Literal["text", "scale", "none"]
 REPLY_KINDS: tuple[ReplyKind, ...] = ("text", "scale", "none")
-STEP_FIELDS = {"key", "title", "after", "template", "reply"}
+STEP_FIELDS = {"key", "title", "after", "template", "reply", "highlight"}
 TOP_LEVEL_FIELDS = {"min_gap", "snooze", "step"}
 KEY_PATTERN = re.compile(r"[a-z0-9_]{1,40}")
 DURATION_PATTERN = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -66,6 +66,7 @@ class Step:
     after: Duration
     template: str
     reply: ReplyKind
+    highlight: bool = False  # its answers are the recap's highlights
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ def _parse_step(raw: object, index: int, problems: list[str]) -> Step | None:
     reply = raw.get("reply", "text")
     if reply not in REPLY_KINDS:
         problems.append(f"{where}: reply must be one of {', '.join(REPLY_KINDS)}")
+    highlight = raw.get("highlight", False)
+    if not isinstance(highlight, bool):
+        problems.append(f"{where}: highlight must be true or false")
     if "after" not in raw:
         problems.append(f'{where}: after is missing (e.g. after = "3h")')
         after = None
@@ -133,6 +137,7 @@ def _parse_step(raw: object, index: int, problems: list[str]) -> Step | None:
         after=after,
         template=cast(str, template).strip(),
         reply=cast(ReplyKind, reply),
+        highlight=highlight is True,
     )
 
 

@@ -58,7 +58,8 @@ async def test_it_escapes_an_intention_full_of_markup(agreed: Harness, alice: Tg
         "<blockquote>&lt;i&gt;be&lt;/i&gt; &amp; *brave* &lt;/blockquote&gt;</blockquote>" in reply
     )
     await agreed.send(alice, "/treatment")
-    await agreed.next_prompt(alice)
+    await agreed.next_prompt(alice)  # check-in
+    await agreed.next_prompt(alice)  # mood
     reflection = await agreed.next_prompt(alice)
     assert "&lt;/blockquote&gt;</blockquote>" in (reflection.text or "")
 

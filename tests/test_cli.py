@@ -118,11 +118,13 @@ def test_it_previews_every_step_with_its_local_send_time():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "=== checkin · Check-in · after 3h · Sat 24 Oct 21:00 · reply: text" in out
-    # 14 h after 18:00 is 07:00 (the clocks went back): quiet hours hold it until 08:00.
-    assert "=== reflection · Reflection · after 14h · Sun 25 Oct 08:00 · reply: text" in out
+    # 13 h after 18:00 is 06:00 (the clocks went back): quiet hours hold it until 08:00,
+    # and the reflection keeps an hour's distance from it.
+    assert "=== mood_first · How you feel · after 13h · Sun 25 Oct 08:00 · reply: scale" in out
+    assert "=== reflection · Reflection · after 14h · Sun 25 Oct 09:00 · reply: text" in out
     assert "=== day2 · One small step · after 2d · Mon 26 Oct 18:00" in out
     assert "<blockquote>To meet my grief with kindness</blockquote>" in out
-    assert out.count("=== ") == 7
+    assert out.count("=== ") == 10
 
 
 def test_it_migrates_a_fresh_database(tmp_path: Path):

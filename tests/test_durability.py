@@ -26,17 +26,17 @@ async def test_it_goes_on_after_a_restart_with_nothing_lost_or_repeated(
     await bot.send(alice, "/treatment")
     await bot.next_prompt(alice)
     await bot.send(alice, "Before the restart")
-    # Two days go by while the bot is down: the reflection and day 2 fall due.
+    # Two days go by while the bot is down: the mood question, the reflection and day 2 fall due.
     await bot.stop()
     bot.clock.advance(timedelta(days=2, hours=1))
     await bot.start()
 
     first = await bot.dispatch()
-    assert len(first.sent) == 1  # the reflection now; day 2 waits its turn
+    assert len(first.sent) == 1  # the mood question now; the others wait their turn
     assert (await bot.dispatch()).sent == []
     await bot.send(alice, "After the restart")
     bot.clock.advance(timedelta(hours=1))
-    assert len((await bot.dispatch()).sent) == 1  # day 2
+    assert len((await bot.dispatch()).sent) == 1  # the reflection
     while True:
         try:
             await bot.next_prompt(alice)
@@ -45,9 +45,12 @@ async def test_it_goes_on_after_a_restart_with_nothing_lost_or_repeated(
     titles = [(r.text or "").split("</b>")[0] for r in bot.prompts_sent(alice)]
     assert titles == [
         "<b>Check-in",
+        "<b>How you feel",
         "<b>Reflection",
         "<b>One small step",
+        "<b>How you feel",
         "<b>An integration practice",
+        "<b>How you feel",
         "<b>One week on",
         "<b>Two weeks on",
         "<b>One month on",
@@ -129,7 +132,7 @@ async def test_it_holds_the_prompts_of_a_patient_who_blocked_the_bot(
     assert (await bot.dispatch()).sent == []
     # Back again: nothing was lost.
     assert "Send /resume" in (await bot.send(alice, "/start"))[0]
-    assert "2 came due" in (await bot.send(alice, "/resume"))[0]
+    assert "3 came due" in (await bot.send(alice, "/resume"))[0]
     assert len((await bot.dispatch()).sent) == 1
 
 

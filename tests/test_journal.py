@@ -124,11 +124,13 @@ async def test_it_shows_everything_around_one_treatment(agreed: Harness, alice: 
     await bot.send(alice, "/treatment")
     await bot.next_prompt(alice)
     await bot.send(alice, "Calm")
+    mood = await bot.next_prompt(alice)
+    await bot.press(alice, mood.message_id, "prompt:scale:2:7")
     reflection = await bot.next_prompt(alice)
     await bot.send(alice, "A river of light")
     await bot.send(alice, "And my grandmother", reply_to=reflection.message_id)
     day2 = await bot.next_prompt(alice)
-    await bot.press(alice, day2.message_id, "prompt:skip:3")
+    await bot.press(alice, day2.message_id, "prompt:skip:4")
     await bot.send(alice, "A free thought")
 
     messages = await bot.send(alice, "/journal 1")
@@ -139,7 +141,9 @@ async def test_it_shows_everything_around_one_treatment(agreed: Harness, alice: 
         "<blockquote>Meet the old fear</blockquote>",
         "<b>Check-in</b> · Wed 25 Nov, 17:00 · <i>answered</i>",
         "Calm",
-        "<b>Reflection</b> · Thu 26 Nov, 08:00 · <i>answered</i>",
+        "<b>How you feel</b> · Thu 26 Nov, 08:00 · <i>answered</i>",
+        "Mood: 7 out of 10",
+        "<b>Reflection</b> · Thu 26 Nov, 09:00 · <i>answered</i>",
         "A river of light",
         "And my grandmother",
         "<b>One small step</b> · Fri 27 Nov, 14:00 · <i>skipped</i>",

@@ -130,7 +130,8 @@ async def test_it_carries_a_patient_through_a_short_schedule_across_a_kill(
     text = recap.text or ""
     assert "3 of 4 answered." in text
     assert "Calm and warm" in text
-    assert "8 out of 10" in text
+    assert "1 record: lowest 8, highest 8, average 8.0." in text
+    await fake.wait_for(lambda r: r.method == "sendPhoto", timeout=TIMEOUT)  # the mood chart
     assert "It did" in text
     assert "<blockquote>Trust the process</blockquote>" in text
 

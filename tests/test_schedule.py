@@ -67,7 +67,31 @@ def test_it_adds_days_then_hours():
 def test_it_loads_the_default_schedule_in_time_order():
     schedule = load_schedule(Path(__file__).resolve().parent.parent / "prompts")
     keys = [step.key for step in schedule.steps]
-    assert keys == ["checkin", "reflection", "day2", "day3", "week1", "week2", "week4"]
+    assert keys == [
+        "checkin",
+        "mood_first",
+        "reflection",
+        "day2",
+        "mood_day3",
+        "day3",
+        "mood_week1",
+        "week1",
+        "week2",
+        "week4",
+    ]
+    # A mood figure before the first reflection, at day 3 and at week 1.
+    assert [step.key for step in schedule.steps if step.reply == "scale"] == [
+        "mood_first",
+        "mood_day3",
+        "mood_week1",
+    ]
+    assert [step.key for step in schedule.steps if step.highlight] == [
+        "reflection",
+        "day2",
+        "week1",
+        "week2",
+        "week4",
+    ]
     reflection = schedule.step("reflection")
     assert reflection is not None
     # The main reflection falls in the 12-24 h window of heightened neuroplasticity.

@@ -49,9 +49,16 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
     # Answered: its buttons are gone.
     assert "reply_markup" not in bot.fake.bot_message(alice.id, checkin.message_id)
 
-    # 14 h after is 04:00, inside quiet hours: it waits until 08:00.
-    reflection = await bot.next_prompt(alice)
+    # 13 h after is 03:00, inside quiet hours: the mood question waits until 08:00.
+    mood = await bot.next_prompt(alice)
     assert bot.clock.now == datetime(2026, 11, 26, 8, 0, tzinfo=BERLIN)
+    assert (mood.text or "").startswith("<b>How you feel</b>")
+    assert buttons(mood) == [str(n) for n in range(1, 11)] + ["Later", "Skip"]
+    await bot.press(alice, mood.message_id, callback(mood, "7"))
+
+    # The reflection (due 04:00) keeps an hour's distance from the mood question.
+    reflection = await bot.next_prompt(alice)
+    assert bot.clock.now == datetime(2026, 11, 26, 9, 0, tzinfo=BERLIN)
     assert "<blockquote>To meet my grief with kindness</blockquote>" in (reflection.text or "")
     answer = await bot.send(alice, "I saw my father's garden", reply_to=reflection.message_id)
     assert answer == ["Thank you. Saved as your answer to <i>Reflection</i>."]
@@ -63,7 +70,10 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
     toast = next(r for r in pressed if r.method == "answerCallbackQuery")
     assert toast.params["text"] == "Skipped. The next one will come as planned."
 
-    # Day 3: "Later" asks again an hour later.
+    # Day 3: a mood typed as a number, then "Later" asks again an hour later.
+    await bot.next_prompt(alice)
+    assert bot.clock.now == datetime(2026, 11, 28, 13, 0, tzinfo=BERLIN)
+    await bot.send(alice, "6")
     day3 = await bot.next_prompt(alice)
     assert bot.clock.now == datetime(2026, 11, 28, 14, 0, tzinfo=BERLIN)
     pressed = await bot.press(alice, day3.message_id, callback(day3, "Later"))
@@ -75,6 +85,9 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
     assert day3_again.text == day3.text
     await bot.send(alice, "A walk in the woods on Sunday")
 
+    # Week 1 mood goes unanswered; the rest is answered.
+    await bot.next_prompt(alice)
+    assert bot.clock.now == datetime(2026, 12, 2, 13, 0, tzinfo=BERLIN)
     for expected_day, expected_title in (
         (datetime(2026, 12, 2, 14, 0, tzinfo=BERLIN), "One week on"),
         (datetime(2026, 12, 9, 14, 0, tzinfo=BERLIN), "Two weeks on"),
@@ -89,29 +102,37 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
         rows = session.scalars(select(ScheduledPrompt).order_by(ScheduledPrompt.id)).all()
         assert [(p.step_key, p.status) for p in rows] == [
             ("checkin", PromptStatus.SENT),
+            ("mood_first", PromptStatus.SENT),
             ("reflection", PromptStatus.SENT),
             ("day2", PromptStatus.SKIPPED),
+            ("mood_day3", PromptStatus.SENT),
             ("day3", PromptStatus.SENT),
+            ("mood_week1", PromptStatus.SENT),
             ("week1", PromptStatus.SENT),
             ("week2", PromptStatus.SENT),
             ("week4", PromptStatus.SENT),
         ]
         keys = {p.id: p.step_key for p in rows}
         entries = session.scalars(select(Entry).order_by(Entry.id)).all()
-        assert [(e.text, keys.get(e.prompt_id) if e.prompt_id else None) for e in entries] == [
-            ("Tired, a bit shaky, calm", "checkin"),
-            ("I saw my father's garden", "reflection"),
-            ("Just a thought in between", None),
-            ("A walk in the woods on Sunday", "day3"),
-            ("Notes for One week on", "week1"),
-            ("Notes for Two weeks on", "week2"),
-            ("Notes for One month on", "week4"),
+        assert [
+            (e.kind, e.scale_value, e.text, keys.get(e.prompt_id) if e.prompt_id else None)
+            for e in entries
+        ] == [
+            ("text", None, "Tired, a bit shaky, calm", "checkin"),
+            ("mood", 7, None, "mood_first"),
+            ("text", None, "I saw my father's garden", "reflection"),
+            ("mood", 6, None, "mood_day3"),
+            ("text", None, "Just a thought in between", None),
+            ("text", None, "A walk in the woods on Sunday", "day3"),
+            ("text", None, "Notes for One week on", "week1"),
+            ("text", None, "Notes for Two weeks on", "week2"),
+            ("text", None, "Notes for One month on", "week4"),
         ]
         treatment = session.scalars(select(Treatment)).one()
         assert {e.treatment_id for e in entries} == {treatment.id}
         assert treatment.intention == "To meet my grief with kindness"
-    # Seven steps, day 3 asked twice, nothing else.
-    assert len(bot.prompts_sent(alice)) == 8
+    # Ten steps, day 3 asked twice, nothing else.
+    assert len(bot.prompts_sent(alice)) == 11
     assert (await bot.dispatch()).sent == []
 
 
@@ -155,7 +176,7 @@ async def test_it_logs_treatments_at_given_times_and_numbers_them(agreed: Harnes
     assert "Treatment 1 is logged for <b>Tue 24 Nov, 18:00</b>" in reply
     # 20 h later: the check-in has passed; the main reflection (due 08:00 today) comes now.
     assert "Your first reflection prompt will come today at 14:00." in reply
-    assert "(1 earlier prompt for this time had already passed.)" in reply
+    assert "(2 earlier prompts for this time had already passed.)" in reply
     prompt = await bot.next_prompt(alice)
     assert (prompt.text or "").startswith("<b>Reflection</b>")
 
@@ -182,4 +203,4 @@ async def test_it_does_not_log_the_same_treatment_twice(agreed: Harness, alice: 
     assert "already logged treatment 1" in reply
     with bot.session() as session:
         assert len(session.scalars(select(Treatment)).all()) == 1
-        assert len(session.scalars(select(ScheduledPrompt)).all()) == 7
+        assert len(session.scalars(select(ScheduledPrompt)).all()) == 10

@@ -73,7 +73,7 @@ async def test_it_sends_during_the_night_when_quiet_hours_are_off(agreed: Harnes
     await bot.send(alice, "/treatment")
     await bot.next_prompt(alice)
     await bot.next_prompt(alice)
-    assert bot.clock.now.astimezone(ZoneInfo("Europe/Berlin")).hour == 4  # 14 h after 14:00
+    assert bot.clock.now.astimezone(ZoneInfo("Europe/Berlin")).hour == 3  # 13 h after 14:00
 
 
 async def test_it_defers_a_prompt_when_quiet_hours_change_after_logging(
@@ -93,7 +93,7 @@ async def test_it_holds_prompts_while_paused_and_sends_them_one_at_a_time(
     await bot.send(alice, "/treatment")
     assert (await bot.send(alice, "/pause"))[0].startswith("Prompts are paused. Nothing is lost")
     assert (await bot.send(alice, "/pause"))[0].startswith("Prompts are already paused")
-    bot.clock.advance(timedelta(days=5))  # check-in, reflection, day 2 and day 3 fall due
+    bot.clock.advance(timedelta(days=5))  # six steps fall due, up to day 3
     assert (await bot.dispatch()).sent == []
     with bot.session() as session:
         statuses = session.scalars(select(ScheduledPrompt.status)).all()
@@ -101,7 +101,7 @@ async def test_it_holds_prompts_while_paused_and_sends_them_one_at_a_time(
 
     reply = (await bot.send(alice, "/resume"))[0]
     assert reply == (
-        "Prompts are back on. 4 came due while you were paused; I'll send them one at a time, "
+        "Prompts are back on. 6 came due while you were paused; I'll send them one at a time, "
         "at least an hour apart, oldest first."
     )
     first = await bot.dispatch()
@@ -110,15 +110,17 @@ async def test_it_holds_prompts_while_paused_and_sends_them_one_at_a_time(
     bot.clock.advance(timedelta(minutes=59))
     assert (await bot.dispatch()).sent == []
     titles = [(bot.prompts_sent(alice)[-1].text or "").split("</b>")[0]]
-    for _ in range(3):
+    for _ in range(5):
         bot.clock.advance(timedelta(minutes=1))
         assert len((await bot.dispatch()).sent) == 1
         titles.append((bot.prompts_sent(alice)[-1].text or "").split("</b>")[0])
         bot.clock.advance(timedelta(minutes=59))
     assert titles == [
         "<b>Check-in",
+        "<b>How you feel",
         "<b>Reflection",
         "<b>One small step",
+        "<b>How you feel",
         "<b>An integration practice",
     ]
     assert (await bot.send(alice, "/resume"))[0] == "Prompts are not paused."

@@ -1,0 +1,444 @@
+"""The journal as a Markdown file or a printable PDF. Pure: ExportData in, a file out."""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum, auto
+from pathlib import Path
+from typing import cast
+
+import matplotlib
+from fpdf import FPDF
+from fpdf.bidi import BidiParagraph, auto_detect_base_direction
+from fpdf.enums import Align, MethodReturnValue, TextDirection, XPos, YPos
+from fpdf.fonts import TTFFont
+from PIL import Image
+
+from bot.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
+
+TITLE = "Integration journal"
+
+_KIND_LABELS = {
+    "voice": "Voice note",
+    "audio": "Audio",
+    "photo": "Photo",
+    "video": "Video",
+    "video_note": "Video message",
+    "document": "Document",
+}
+
+
+def format_when(moment: datetime) -> str:
+    """ "Tuesday 24 November 2026, 18:00"; the moment is already in the patient's zone."""
+    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M}"
+
+
+def _format_duration(seconds: int) -> str:
+    """ "0:42", "12:05", as the bot shows durations in the chat."""
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _kind_label(entry: ExportEntry) -> str:
+    """What the entry is, or "" for plain text, which speaks for itself."""
+    if entry.kind == "mood":
+        return "Mood" if entry.mood is None else f"Mood: {entry.mood}/10"
+    if entry.kind == "text":
+        return ""
+    label = _KIND_LABELS.get(entry.kind, entry.kind.replace("_", " ").capitalize())
+    if entry.duration_seconds is not None:
+        label += f" ({_format_duration(entry.duration_seconds)})"
+    return label
+
+
+def _entry_meta(entry: ExportEntry) -> str:
+    meta = " · ".join(part for part in (format_when(entry.when), _kind_label(entry)) if part)
+    return f"{meta} (edited)" if entry.edited else meta
+
+
+def _prompt_meta(prompt: ExportPrompt) -> str:
+    if prompt.sent_at is None:
+        return prompt.status.capitalize()
+    return f"Sent {format_when(prompt.sent_at)} · {prompt.status}"
+
+
+def _range_line(data: ExportData) -> str:
+    if data.start is None:
+        return f"Everything up to {format_when(data.end)}"
+    return f"From {format_when(data.start)} to {format_when(data.end)}"
+
+
+def _one_line(text: str) -> str:
+    """Headings and labels cannot span lines in either format."""
+    return " ".join(text.split())
+
+
+class _Style(Enum):
+    SECTION = auto()  # a treatment or "Other entries"; a new page in the PDF
+    HEADING = auto()  # Intention, Session notes, Prompts, Mood records, Journal entries
+    PROMPT = auto()  # a prompt's title
+    STATUS = auto()  # when a prompt was sent and how it stands
+    ENTRY = auto()  # when an entry was written and what it is
+    TEXT = auto()  # what the patient (or guide) wrote, verbatim
+    REMARK = auto()  # the export's own words in place of missing content
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    style: _Style
+    text: str
+
+
+def _entry_blocks(entry: ExportEntry) -> Iterator[_Block]:
+    yield _Block(_Style.ENTRY, _entry_meta(entry))
+    if entry.text.strip():
+        yield _Block(_Style.TEXT, entry.text)
+
+
+def _treatment_blocks(treatment: ExportTreatment) -> Iterator[_Block]:
+    yield _Block(_Style.SECTION, f"Treatment {treatment.number} — {format_when(treatment.when)}")
+    yield _Block(_Style.HEADING, "Intention")
+    if treatment.intention.strip():
+        yield _Block(_Style.TEXT, treatment.intention)
+    else:
+        yield _Block(_Style.REMARK, "No intention was set.")
+    notes = [note for note in treatment.notes if note.strip()]
+    if notes:
+        yield _Block(_Style.HEADING, "Session notes")
+        yield from (_Block(_Style.TEXT, note) for note in notes)
+    if treatment.prompts:
+        yield _Block(_Style.HEADING, "Prompts")
+        for prompt in treatment.prompts:
+            yield _Block(_Style.PROMPT, _one_line(prompt.title))
+            yield _Block(_Style.STATUS, _prompt_meta(prompt))
+            for answer in prompt.answers:
+                yield from _entry_blocks(answer)
+    for heading, entries in (
+        ("Mood records", treatment.moods),
+        ("Journal entries", treatment.entries),
+    ):
+        if entries:
+            yield _Block(_Style.HEADING, heading)
+            for entry in entries:
+                yield from _entry_blocks(entry)
+
+
+def _content_blocks(data: ExportData) -> Iterator[_Block]:
+    """Everything after the title, in the same order for every format."""
+    for treatment in data.treatments:
+        yield from _treatment_blocks(treatment)
+    if data.other_entries:
+        yield _Block(_Style.SECTION, "Other entries")
+        for entry in data.other_entries:
+            yield from _entry_blocks(entry)
+    if not data.treatments and not data.other_entries:
+        yield _Block(_Style.REMARK, "Nothing was recorded in this period.")
+
+
+# Markdown ---------------------------------------------------------------------------------
+
+# Every ASCII punctuation mark CommonMark (or a common extension) gives a meaning to: & starts
+# entities, = underlines setext headings, $ opens maths on GitHub. CommonMark allows a backslash
+# before any ASCII punctuation, so escaping these always is safe even where it is not needed.
+_MARKDOWN_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*_{}[]<>()#+-.!|~&=$"})
+_INDENT = re.compile(r"[ \t]+")
+
+
+def _escape_line(line: str) -> str:
+    """One line of text, inert in Markdown; leading blanks become no-break spaces, since
+    four leading spaces would otherwise turn the line into a code block."""
+    escaped = line.translate(_MARKDOWN_ESCAPES)
+    indent = _INDENT.match(escaped)
+    if indent is None:
+        return escaped
+    return "\u00a0" * indent.end() + escaped[indent.end() :]
+
+
+def _markdown_quote(text: str) -> str:
+    """Text as a block quote: every line kept, ending in two spaces (a hard line break) when
+    the next line continues the same paragraph."""
+    lines = [_escape_line(line) for line in text.replace("\r\n", "\n").split("\n")]
+    quoted: list[str] = []
+    for index, line in enumerate(lines):
+        continues = bool(line) and index + 1 < len(lines) and bool(lines[index + 1])
+        quoted.append(f"> {line}  " if continues else f"> {line}" if line else ">")
+    return "\n".join(quoted) + "\n\n"
+
+
+def _markdown_block(block: _Block) -> str:
+    match block.style:
+        case _Style.TEXT:
+            return _markdown_quote(block.text)
+        case _Style.SECTION:
+            return f"## {_escape_line(block.text)}\n\n"
+        case _Style.HEADING:
+            return f"### {_escape_line(block.text)}\n\n"
+        case _Style.PROMPT:
+            return f"#### {_escape_line(block.text)}\n\n"
+        case _Style.STATUS | _Style.ENTRY | _Style.REMARK:
+            return f"*{_escape_line(block.text)}*\n\n"
+
+
+def _markdown_pieces(data: ExportData) -> Iterator[str]:
+    yield f"# {TITLE}\n\n"
+    name = _one_line(data.patient_name)
+    if name:
+        yield f"**{_escape_line(name)}**\n\n"
+    yield f"{_escape_line(_range_line(data))}  \n"
+    yield f"Time zone: {_escape_line(data.timezone)}  \n"
+    yield f"Generated {_escape_line(format_when(data.generated_at))}\n\n"
+    if data.mood_chart_png is not None:
+        yield "*The mood chart is in the PDF version of this export\\.*\n\n"
+    for block in _content_blocks(data):
+        yield _markdown_block(block)
+
+
+def render_markdown(data: ExportData) -> str:
+    return "".join(_markdown_pieces(data))
+
+
+def write_markdown(data: ExportData, path: Path) -> None:
+    """Write block by block, so a long journal never sits in memory as one string."""
+    with path.open("w", encoding="utf-8", newline="\n") as file:
+        file.writelines(_markdown_pieces(data))
+
+
+# PDF --------------------------------------------------------------------------------------
+
+_FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+_FAMILY = "DejaVu"
+_FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
+
+_INK = (33, 33, 33)
+_GRAY = (115, 115, 115)
+_RULE = (200, 200, 200)
+
+_MARGIN = 22.0  # mm, on all sides
+_BODY_SIZE = 11.0  # pt
+_BODY_LINE = 5.8  # mm: about 1.5 times the body size
+_META_SIZE = 9.0
+_META_LINE = 4.6
+
+# Shown instead of a character DejaVu has no glyph for (most emoji, CJK): fpdf2 would
+# otherwise draw an empty box and log a warning for each.
+_PLACEHOLDER = "□"
+# Invisible characters that carry no meaning once the character they modify is replaced:
+# joiners, variation selectors, emoji skin tones, controls.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me", "Sk"})
+
+_RTL = re.compile(
+    "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]"
+)
+_MIRRORED = str.maketrans("()[]{}<>«»‹›", ")(][}{><»«›‹")
+
+
+def _visual_order(line: str) -> str:
+    """A line of text in the order its glyphs appear from left to right.
+
+    fpdf2 reorders right-to-left text only with its HarfBuzz shaping engine (an optional
+    dependency we do not install), so Hebrew or Arabic would come out backwards. This applies
+    the Unicode bidirectional algorithm to a line that has already been wrapped, as the
+    algorithm requires, and mirrors brackets inside right-to-left runs.
+    """
+    return "".join(
+        char.character.translate(_MIRRORED) if char.embedding_level % 2 else char.character
+        for char in BidiParagraph(text=line).get_reordered_characters()
+    )
+
+
+class _JournalPdf(FPDF):
+    """A4 pages with a footer naming the journal and numbering the pages."""
+
+    def __init__(self) -> None:
+        super().__init__(orientation="portrait", unit="mm", format="A4")
+        self.footer_label = TITLE
+        # The default alias "{nb}" would also replace those characters in a patient's text.
+        # Noncharacters cannot reach the page: text is filtered to what the font can draw.
+        self.total_pages_alias = "\ufdd0\ufdd1\ufdd2"
+        self.alias_nb_pages(self.total_pages_alias, align=Align.R)
+
+    def footer(self) -> None:
+        if self.page == 1:  # the title page
+            return
+        self.set_y(-_MARGIN + 8)
+        self.set_font(_FAMILY, size=8.5)
+        self.set_text_color(*_GRAY)
+        half = self.epw / 2
+        self.cell(half, 5, self.footer_label, align=Align.L)
+        self.cell(half, 5, f"{self.page_no()} / {self.total_pages_alias}", align=Align.R)
+
+
+class _PdfWriter:
+    def __init__(self) -> None:
+        self.pdf = _JournalPdf()
+        self.pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
+        self.pdf.set_auto_page_break(auto=True, margin=_MARGIN)
+        coverage: set[str] | None = None
+        for style, file_name in _FONT_FILES.items():
+            self.pdf.add_font(_FAMILY, style, _FONT_DIR / file_name)
+            self.pdf.set_font(_FAMILY, style)
+            font = cast(TTFFont, self.pdf.current_font)
+            characters = {chr(code) for code in font.cmap}
+            coverage = characters if coverage is None else coverage & characters
+        # Every style must draw every character, as any text may be set in any style.
+        self.printable = frozenset((coverage or set()) | {"\n"})
+
+    def printable_text(self, text: str) -> str:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+        if self.printable.issuperset(text):
+            return text
+        kept: list[str] = []
+        for char in text:
+            if char in self.printable:
+                kept.append(char)
+            elif unicodedata.category(char) not in _INVISIBLE_CATEGORIES:
+                kept.append(_PLACEHOLDER)
+        return "".join(kept)
+
+    def use(self, style: str, size: float, color: tuple[int, int, int] = _INK) -> None:
+        self.pdf.set_font(_FAMILY, style, size)
+        self.pdf.set_text_color(*color)
+
+    def paragraph(self, text: str, line_height: float) -> None:
+        """Text from the left margin to the right one, wrapped, its line breaks kept."""
+        text = self.printable_text(text)
+        if not _RTL.search(text):
+            self.pdf.multi_cell(
+                0, line_height, text, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            )
+            return
+        for line in text.split("\n"):
+            align = Align.R if auto_detect_base_direction(line) is TextDirection.RTL else Align.L
+            wrapped = self.pdf.multi_cell(
+                0, line_height, line, dry_run=True, output=MethodReturnValue.LINES
+            )
+            for piece in cast(list[str], wrapped):
+                self.pdf.multi_cell(
+                    0,
+                    line_height,
+                    _visual_order(piece),
+                    align=align,
+                    new_x=XPos.LMARGIN,
+                    new_y=YPos.NEXT,
+                )
+
+    def gap(self, height: float) -> None:
+        """Vertical space between blocks, but none at the top of a page."""
+        if self.pdf.y > self.pdf.t_margin:
+            self.pdf.ln(height)
+
+    def keep_with_next(self, height: float) -> None:
+        """Start a new page rather than leave a heading alone at the bottom of one."""
+        if self.pdf.will_page_break(height):
+            self.pdf.add_page()
+
+    def title_page(self, data: ExportData) -> None:
+        pdf = self.pdf
+        pdf.add_page()
+        pdf.set_y(70)
+        self.use("B", 28)
+        self.paragraph(TITLE, 12)
+        name = _one_line(data.patient_name)
+        if name:
+            pdf.ln(2)
+            self.use("", 17)
+            self.paragraph(name, 8)
+            self.pdf.footer_label = f"{TITLE} — {self.fitted(name, pdf.epw / 2 - 40)}"
+        pdf.ln(10)
+        self.use("", 12)
+        self.paragraph(_range_line(data), 6.5)
+        pdf.ln(2)
+        self.use("", 10, _GRAY)
+        self.paragraph(f"Time zone: {data.timezone}", 5.2)
+        self.paragraph(f"Generated {format_when(data.generated_at)}", 5.2)
+        if data.mood_chart_png is not None:
+            self.chart(data.mood_chart_png)
+
+    def fitted(self, text: str, width: float) -> str:
+        """The text, shortened with an ellipsis to fit one line of the footer."""
+        self.use("", 8.5)
+        text = self.printable_text(text)
+        if self.pdf.get_string_width(text) <= width:
+            return _visual_order(text) if _RTL.search(text) else text
+        while text and self.pdf.get_string_width(text + "…") > width:
+            text = text[:-1]
+        return (_visual_order(text) if _RTL.search(text) else text) + "…"
+
+    def chart(self, png: bytes) -> None:
+        pdf = self.pdf
+        pdf.ln(14)
+        self.use("B", 12.5)
+        self.paragraph("Mood over time", 7)
+        pdf.ln(3)
+        with Image.open(io.BytesIO(png)) as image:
+            width_px, height_px = image.size
+        room = pdf.page_break_trigger - pdf.y
+        height = min(pdf.epw * height_px / width_px, room)
+        if height < room / 3:  # too little space left on the title page for a legible chart
+            pdf.add_page()
+            height = min(pdf.epw * height_px / width_px, pdf.page_break_trigger - pdf.y)
+        pdf.image(
+            io.BytesIO(png),
+            x=pdf.l_margin,
+            y=pdf.y,
+            w=pdf.epw,
+            h=height,
+            keep_aspect_ratio=True,
+            alt_text="Mood over time",
+        )
+
+    def block(self, block: _Block) -> None:
+        pdf = self.pdf
+        match block.style:
+            case _Style.SECTION:
+                pdf.add_page()
+                pdf.start_section(_one_line(self.printable_text(block.text)))
+                self.use("B", 16)
+                self.paragraph(block.text, 8.5)
+                pdf.ln(2)
+                pdf.set_draw_color(*_RULE)
+                pdf.set_line_width(0.3)
+                pdf.line(pdf.l_margin, pdf.y, pdf.l_margin + pdf.epw, pdf.y)
+                pdf.ln(3)
+            case _Style.HEADING:
+                self.keep_with_next(7 + 3 * _BODY_LINE)
+                self.gap(6)
+                self.use("B", 12.5)
+                self.paragraph(block.text, 7)
+                pdf.ln(1)
+            case _Style.PROMPT:
+                self.keep_with_next(6 + _META_LINE + 2 * _BODY_LINE)
+                self.gap(4)
+                self.use("B", 11.5)
+                self.paragraph(block.text, 6)
+            case _Style.STATUS:
+                self.use("", _META_SIZE, _GRAY)
+                self.paragraph(block.text, _META_LINE)
+            case _Style.ENTRY:
+                self.keep_with_next(_META_LINE + 2 * _BODY_LINE)
+                self.gap(2.5)
+                self.use("", _META_SIZE, _GRAY)
+                self.paragraph(block.text, _META_LINE)
+                pdf.ln(0.6)
+            case _Style.TEXT:
+                self.use("", _BODY_SIZE)
+                self.paragraph(block.text, _BODY_LINE)
+            case _Style.REMARK:
+                self.use("I", _BODY_SIZE, _GRAY)
+                self.paragraph(block.text, _BODY_LINE)
+
+
+def write_pdf(data: ExportData, path: Path) -> None:
+    writer = _PdfWriter()
+    pdf = writer.pdf
+    pdf.set_title(TITLE)
+    pdf.set_creator("Integration Companion")
+    pdf.set_creation_date(data.generated_at)
+    writer.title_page(data)
+    for block in _content_blocks(data):
+        writer.block(block)
+    pdf.output(str(path))
