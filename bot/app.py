@@ -60,13 +60,14 @@ def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
 async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The one repeating job: send every prompt that is due."""
     report = await dispatch_due(companion(context), context.bot)
-    if report.sent or report.failed or report.retrying:
+    if report.sent or report.failed or report.retrying or report.recaps:
         log.info(
-            "dispatch: %s sent, %s deferred, %s retrying, %s failed",
+            "dispatch: %s sent, %s deferred, %s retrying, %s failed, %s weekly recaps",
             len(report.sent),
             report.deferred,
             report.retrying,
             report.failed,
+            report.recaps,
         )
 
 

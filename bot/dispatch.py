@@ -23,10 +23,13 @@ from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.keyboards import prompt_keyboard
 from bot.localtime import defer_past_quiet_hours
 from bot.messages import pack_blocks
+from bot.outbox import send_recap
 from bot.patients import quiet_hours_of, zone_of
 from bot.prompt_folder import prompt_context
+from bot.recap import build_recap
 from bot.resources import Companion
 from bot.schedule import Schedule
+from bot.weekly import claim_due_recaps, recap_failed, recap_sent
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ LEASE = timedelta(minutes=2)
 BATCH_SIZE = 200
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=30)
+WEEKLY_RETRY = timedelta(minutes=5)
 
 
 @dataclass
@@ -42,6 +46,7 @@ class DispatchReport:
     deferred: int = 0  # pushed past quiet hours or spaced after the previous prompt
     retrying: int = 0
     failed: int = 0
+    recaps: int = 0  # weekly recaps sent
 
 
 def claim_due(
@@ -218,17 +223,45 @@ def _record_failure(
             _retry_or_fail(session, prompt, now, type(error).__name__, report)
 
 
+async def send_weekly_recap(
+    companion: Companion, bot: Bot, patient_id: int, report: DispatchReport
+) -> None:
+    """Build and send one claimed weekly recap, then schedule the next one."""
+    default_timezone = companion.settings.default_timezone
+    with companion.sessions.begin() as session:
+        patient = session.get_one(Patient, patient_id)
+        recap = build_recap(
+            session, patient, companion.schedule, companion.clock(), default_timezone
+        )
+        zone, chat_id = zone_of(patient, default_timezone), patient.chat_id
+    async with companion.chat_lock(chat_id):
+        try:
+            await send_recap(companion, bot, chat_id, recap, zone, weekly=True)
+        except TelegramError as exc:
+            retry = exc.retry_after if isinstance(exc, RetryAfter) else WEEKLY_RETRY
+            delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
+            with companion.sessions.begin() as session:
+                recap_failed(session, patient_id, companion.clock() + delay)
+            log.warning("weekly recap for patient %s will be retried: %s", patient_id, exc)
+            return
+        with companion.sessions.begin() as session:
+            recap_sent(
+                session, session.get_one(Patient, patient_id), companion.clock(), default_timezone
+            )
+    report.recaps += 1
+    log.info("sent the weekly recap to patient %s", patient_id)
+
+
 async def dispatch_due(companion: Companion, bot: Bot) -> DispatchReport:
-    """One tick: claim what is due now and send it."""
+    """One tick: claim the prompts and weekly recaps due now and send them."""
     report = DispatchReport()
     with companion.sessions.begin() as session:
-        claimed = claim_due(
-            session,
-            companion.clock(),
-            companion.schedule,
-            companion.settings.default_timezone,
-            report,
-        )
+        now = companion.clock()
+        default_timezone = companion.settings.default_timezone
+        claimed = claim_due(session, now, companion.schedule, default_timezone, report)
+        recaps = claim_due_recaps(session, now, default_timezone)
     for prompt_id in claimed:
         await send_prompt(companion, bot, prompt_id, report)
+    for patient_id in recaps:
+        await send_weekly_recap(companion, bot, patient_id, report)
     return report

@@ -16,6 +16,7 @@ JOURNAL_PREFIX = "journal:"
 MOOD_PREFIX = "mood:"
 FILE_PREFIX = "file:"
 TREATMENT_PREFIX = "jtreat:"
+WEEKLY_ON = "weekly:on"
 SEARCH_PREFIX = "jsearch:"
 # Telegram allows 64 bytes of callback data; a search's paging buttons carry its words.
 MAX_SEARCH_BYTES = 64 - len(SEARCH_PREFIX) - len("999:")
@@ -132,3 +133,9 @@ def search_keyboard(
     query = " ".join(words)
     row = paging_row(companion, page, pages, lambda p: f"{SEARCH_PREFIX}{p}:{query}")
     return InlineKeyboardMarkup([row]) if row else None
+
+
+def weekly_offer_keyboard(companion: Companion) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(companion.label("weekly_yes"), callback_data=WEEKLY_ON)]]
+    )

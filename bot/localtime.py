@@ -157,3 +157,27 @@ def describe_duration(delta: timedelta) -> str:
                 return "an hour" if unit == "hour" else f"a {unit}"
             return f"{count} {unit}s"
     return ""
+
+
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_weekday(text: str) -> int | None:
+    """ "sun", "Sunday" -> 6 (Monday is 0); None if it names no weekday."""
+    word = text.strip().lower()
+    if len(word) < 3:
+        return None
+    return next((n for n, name in enumerate(WEEKDAY_NAMES) if name.startswith(word)), None)
+
+
+def next_weekly(after: datetime, weekday: int, minute: int, tz: ZoneInfo) -> datetime:
+    """The first moment after `after` that is `weekday` at `minute` local time, in UTC.
+
+    Counted on the local calendar, so 18:00 on Sunday stays 18:00 across a time change.
+    """
+    local = after.astimezone(tz)
+    day = local.date() + timedelta(days=(weekday - local.weekday()) % 7)
+    moment = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=tz)
+    if moment <= local:
+        moment = datetime.combine(day + timedelta(days=7), moment.time(), tzinfo=tz)
+    return moment.astimezone(UTC)

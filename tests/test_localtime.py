@@ -13,8 +13,10 @@ from bot.localtime import (
     defer_past_quiet_hours,
     describe_duration,
     format_relative,
+    next_weekly,
     parse_quiet_hours,
     parse_treatment_time,
+    parse_weekday,
     resolve_timezone,
 )
 
@@ -122,3 +124,23 @@ def test_it_describes_durations():
     assert describe_duration(timedelta(minutes=90)) == "90 minutes"
     assert describe_duration(timedelta(seconds=5)) == "5 seconds"
     assert describe_duration(timedelta(0)) == ""
+
+
+def test_it_reads_weekday_names():
+    assert parse_weekday("sun") == 6
+    assert parse_weekday("Monday") == 0
+    assert parse_weekday("WED") == 2
+    assert parse_weekday("mo") is None  # too short to be sure
+    assert parse_weekday("someday") is None
+
+
+def test_it_finds_the_next_weekly_time_in_local_hours_across_a_change():
+    # Sunday 25 October 2026: Berlin leaves summer time at 03:00.
+    after = local(2026, 10, 20, 12, 0)  # a Tuesday
+    first = next_weekly(after, 6, 18 * 60, BERLIN)
+    assert first == datetime(2026, 10, 25, 18, 0, tzinfo=BERLIN)
+    assert first.hour == 17  # UTC: an hour later than in summer
+    second = next_weekly(first, 6, 18 * 60, BERLIN)
+    assert second == datetime(2026, 11, 1, 18, 0, tzinfo=BERLIN)
+    # At the very moment, the next one is a week on; just before, it is today.
+    assert next_weekly(first - timedelta(seconds=1), 6, 18 * 60, BERLIN) == first

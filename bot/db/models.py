@@ -181,3 +181,29 @@ class Entry(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WeeklyRecap(Base):
+    """A patient's recap without asking: which local weekday and time, and when it is due next.
+
+    `due_at` is NULL while it is off; the dispatcher claims due rows with a lease, like prompts.
+    """
+
+    __tablename__ = "weekly_recaps"
+    __table_args__ = (
+        Index(
+            "ix_weekly_recaps_due",
+            "due_at",
+            sqlite_where=text("due_at IS NOT NULL"),
+            postgresql_where=text("due_at IS NOT NULL"),
+        ),
+    )
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 is Monday
+    minute: Mapped[int] = mapped_column(SmallInteger)  # local minutes after midnight
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -30,6 +30,7 @@ from bot.keyboards import (
     PROMPT_PREFIX,
     SEARCH_PREFIX,
     TREATMENT_PREFIX,
+    WEEKLY_ON,
 )
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -65,6 +66,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(journal.search_page, pattern=f"^{SEARCH_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.treatment_button, pattern=f"^{TREATMENT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(mood.mood_button, pattern=f"^{MOOD_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(recap.weekly_button, pattern=f"^{WEEKLY_ON}$"))
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))
 
     # After the known commands: any other command is unknown, not a journal entry.

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.ext import ContextTypes
 
 from bot.db import queries
 from bot.db.models import Patient
 from bot.keyboards import consent_keyboard
-from bot.messages import pack_blocks
 from bot.resources import Companion, companion
 
 
@@ -88,13 +86,3 @@ async def pressed_by_patient(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await query.answer(res.label("needs_consent"), show_alert=True)
         return None
     return Pressed(query, query.from_user.id, res)
-
-
-async def send_blocks(
-    message: Message, blocks: Sequence[str], reply_markup: InlineKeyboardMarkup | None = None
-) -> None:
-    """Send rendered blocks in as few messages as fit Telegram's limit; buttons on the last."""
-    messages = pack_blocks(blocks)
-    for index, text in enumerate(messages):
-        last = index == len(messages) - 1
-        await message.reply_html(text, reply_markup=reply_markup if last else None)

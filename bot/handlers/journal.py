@@ -25,7 +25,6 @@ from bot.handlers.common import (
     consented_patient,
     from_patient,
     pressed_by_patient,
-    send_blocks,
     the_patient,
 )
 from bot.journal import (
@@ -49,6 +48,7 @@ from bot.keyboards import (
     search_keyboard,
 )
 from bot.localtime import format_short
+from bot.outbox import send_blocks
 from bot.patients import zone_of
 from bot.resources import Companion, companion
 from bot.text import step_title
@@ -226,7 +226,11 @@ async def send_treatment(res: Companion, message: Message, user_id: int, number:
         )
         return
     view = treatment_journal_context(journal, res.schedule, zone)
-    await send_blocks(message, res.texts.render_blocks("journal_treatment.html", **view))
+    await send_blocks(
+        message.get_bot(),
+        message.chat_id,
+        res.texts.render_blocks("journal_treatment.html", **view),
+    )
 
 
 async def journal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 from bot.db import queries
 from bot.handlers.common import from_patient, pressed_by_patient, the_patient
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
-from bot.keyboards import parse_prompt_callback
+from bot.keyboards import parse_prompt_callback, weekly_offer_keyboard
 from bot.localtime import (
     TreatmentTimeError,
     describe_duration,
@@ -27,6 +27,7 @@ from bot.treatments import (
     log_treatment,
     set_intention,
 )
+from bot.weekly import weekly_of
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,14 @@ async def treatment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 "first_prompt": format_relative(first, now, zone) if first else "",
                 "missed": logged.missed_steps,
                 "paused": patient.paused_at is not None,
+                # Offered once, after the first treatment, while it is off.
+                "offer_weekly": logged.treatment.number == 1
+                and weekly_of(session, patient) is None,
             }
-    await incoming.message.reply_html(res.texts.render("treatment.html", **view))
+    await incoming.message.reply_html(
+        res.texts.render("treatment.html", **view),
+        reply_markup=weekly_offer_keyboard(res) if view.get("offer_weekly") else None,
+    )
 
 
 async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
