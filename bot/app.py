@@ -31,6 +31,7 @@ MENU = (
     "journal",
     "recap",
     "mood",
+    "export",
     "timezone",
     "quiet",
     "pause",

@@ -15,13 +15,15 @@ from typing import cast
 import matplotlib
 from fpdf import FPDF
 from fpdf.bidi import BidiParagraph, auto_detect_base_direction
-from fpdf.enums import Align, MethodReturnValue, TextDirection, XPos, YPos
+from fpdf.enums import Align, TextDirection, XPos, YPos
 from fpdf.fonts import TTFFont
 from PIL import Image
 
 from bot.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
 
-TITLE = "Integration journal"
+__all__ = ["render_markdown", "write_markdown", "write_pdf"]
+
+_TITLE = "Integration journal"
 
 _KIND_LABELS = {
     "voice": "Voice note",
@@ -33,7 +35,7 @@ _KIND_LABELS = {
 }
 
 
-def format_when(moment: datetime) -> str:
+def _format_when(moment: datetime) -> str:
     """ "Tuesday 24 November 2026, 18:00"; the moment is already in the patient's zone."""
     return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M}"
 
@@ -56,20 +58,20 @@ def _kind_label(entry: ExportEntry) -> str:
 
 
 def _entry_meta(entry: ExportEntry) -> str:
-    meta = " · ".join(part for part in (format_when(entry.when), _kind_label(entry)) if part)
+    meta = " · ".join(part for part in (_format_when(entry.when), _kind_label(entry)) if part)
     return f"{meta} (edited)" if entry.edited else meta
 
 
 def _prompt_meta(prompt: ExportPrompt) -> str:
     if prompt.sent_at is None:
         return prompt.status.capitalize()
-    return f"Sent {format_when(prompt.sent_at)} · {prompt.status}"
+    return f"Sent {_format_when(prompt.sent_at)} · {prompt.status}"
 
 
 def _range_line(data: ExportData) -> str:
     if data.start is None:
-        return f"Everything up to {format_when(data.end)}"
-    return f"From {format_when(data.start)} to {format_when(data.end)}"
+        return f"Everything up to {_format_when(data.end)}"
+    return f"From {_format_when(data.start)} to {_format_when(data.end)}"
 
 
 def _one_line(text: str) -> str:
@@ -100,7 +102,7 @@ def _entry_blocks(entry: ExportEntry) -> Iterator[_Block]:
 
 
 def _treatment_blocks(treatment: ExportTreatment) -> Iterator[_Block]:
-    yield _Block(_Style.SECTION, f"Treatment {treatment.number} — {format_when(treatment.when)}")
+    yield _Block(_Style.SECTION, f"Treatment {treatment.number} — {_format_when(treatment.when)}")
     yield _Block(_Style.HEADING, "Intention")
     if treatment.intention.strip():
         yield _Block(_Style.TEXT, treatment.intention)
@@ -161,7 +163,7 @@ def _escape_line(line: str) -> str:
 def _markdown_quote(text: str) -> str:
     """Text as a block quote: every line kept, ending in two spaces (a hard line break) when
     the next line continues the same paragraph."""
-    lines = [_escape_line(line) for line in text.replace("\r\n", "\n").split("\n")]
+    lines = [_escape_line(line) for line in text.splitlines()]
     quoted: list[str] = []
     for index, line in enumerate(lines):
         continues = bool(line) and index + 1 < len(lines) and bool(lines[index + 1])
@@ -184,13 +186,13 @@ def _markdown_block(block: _Block) -> str:
 
 
 def _markdown_pieces(data: ExportData) -> Iterator[str]:
-    yield f"# {TITLE}\n\n"
+    yield f"# {_TITLE}\n\n"
     name = _one_line(data.patient_name)
     if name:
         yield f"**{_escape_line(name)}**\n\n"
     yield f"{_escape_line(_range_line(data))}  \n"
     yield f"Time zone: {_escape_line(data.timezone)}  \n"
-    yield f"Generated {_escape_line(format_when(data.generated_at))}\n\n"
+    yield f"Generated {_escape_line(_format_when(data.generated_at))}\n\n"
     if data.mood_chart_png is not None:
         yield "*The mood chart is in the PDF version of this export\\.*\n\n"
     for block in _content_blocks(data):
@@ -222,18 +224,20 @@ _BODY_SIZE = 11.0  # pt
 _BODY_LINE = 5.8  # mm: about 1.5 times the body size
 _META_SIZE = 9.0
 _META_LINE = 4.6
+_FOOTER_SIZE = 8.5
 
 # Shown instead of a character DejaVu has no glyph for (most emoji, CJK): fpdf2 would
 # otherwise draw an empty box and log a warning for each.
 _PLACEHOLDER = "□"
-# Invisible characters that carry no meaning once the character they modify is replaced:
-# joiners, variation selectors, emoji skin tones, controls.
+# Characters the font lacks that only modify a neighbour (joiners, variation selectors,
+# combining marks, emoji skin tones) or are controls: dropped, not shown as boxes of their own.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me", "Sk"})
 
 _RTL = re.compile(
     "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]"
 )
-_MIRRORED = str.maketrans("()[]{}<>«»‹›", ")(][}{><»«›‹")
+_TOKENS = re.compile(r"\S+|\s+")
+_MIRRORED = str.maketrans("()[]{}<>«»\u2039\u203a", ")(][}{><»«\u203a\u2039")
 
 
 def _visual_order(line: str) -> str:
@@ -255,21 +259,23 @@ class _JournalPdf(FPDF):
 
     def __init__(self) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.footer_label = TITLE
+        self.footer_label = _TITLE
         # The default alias "{nb}" would also replace those characters in a patient's text.
         # Noncharacters cannot reach the page: text is filtered to what the font can draw.
-        self.total_pages_alias = "\ufdd0\ufdd1\ufdd2"
-        self.alias_nb_pages(self.total_pages_alias, align=Align.R)
+        # fpdf2 keeps one digit of room per character of the alias and warns when the number
+        # needs more; left-aligned at the end of the line, unused room is invisible.
+        self.total_pages_alias = "\ufdd0\ufdd1\ufdd2\ufdd3"
+        self.alias_nb_pages(self.total_pages_alias, align=Align.L)
 
     def footer(self) -> None:
         if self.page == 1:  # the title page
             return
         self.set_y(-_MARGIN + 8)
-        self.set_font(_FAMILY, size=8.5)
+        self.set_font(_FAMILY, size=_FOOTER_SIZE)
         self.set_text_color(*_GRAY)
         half = self.epw / 2
-        self.cell(half, 5, self.footer_label, align=Align.L)
-        self.cell(half, 5, f"{self.page_no()} / {self.total_pages_alias}", align=Align.R)
+        self.cell(half, 5, f"{self.page_no()} / {self.total_pages_alias}", align=Align.L)
+        self.cell(half, 5, self.footer_label, align=Align.R)
 
 
 class _PdfWriter:
@@ -277,23 +283,24 @@ class _PdfWriter:
         self.pdf = _JournalPdf()
         self.pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
         self.pdf.set_auto_page_break(auto=True, margin=_MARGIN)
-        coverage: set[str] | None = None
+        # What each style can draw: DejaVu Sans has Arabic, for one, but its oblique has not.
+        self.printable: dict[str, frozenset[str]] = {}
         for style, file_name in _FONT_FILES.items():
             self.pdf.add_font(_FAMILY, style, _FONT_DIR / file_name)
             self.pdf.set_font(_FAMILY, style)
             font = cast(TTFFont, self.pdf.current_font)
-            characters = {chr(code) for code in font.cmap}
-            coverage = characters if coverage is None else coverage & characters
-        # Every style must draw every character, as any text may be set in any style.
-        self.printable = frozenset((coverage or set()) | {"\n"})
+            self.printable[style] = frozenset(map(chr, font.cmap))
+        self.char_widths: dict[tuple[str, float], dict[str, float]] = {}
 
     def printable_text(self, text: str) -> str:
-        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
-        if self.printable.issuperset(text):
+        """One line of text that the current font can draw in full."""
+        text = text.replace("\t", "    ")
+        printable = self.printable[self.pdf.font_style]
+        if printable.issuperset(text):
             return text
         kept: list[str] = []
         for char in text:
-            if char in self.printable:
+            if char in printable:
                 kept.append(char)
             elif unicodedata.category(char) not in _INVISIBLE_CATEGORIES:
                 kept.append(_PLACEHOLDER)
@@ -303,24 +310,68 @@ class _PdfWriter:
         self.pdf.set_font(_FAMILY, style, size)
         self.pdf.set_text_color(*color)
 
+    def text_width(self, text: str) -> float:
+        """The width of text in the current font, summed from a cache of character widths."""
+        widths = self.char_widths.setdefault((self.pdf.font_style, self.pdf.font_size_pt), {})
+        total = 0.0
+        for char in text:
+            width = widths.get(char)
+            if width is None:
+                width = widths[char] = self.pdf.get_string_width(char)
+            total += width
+        return total
+
+    def wrap(self, line: str, width: float) -> list[str]:
+        """A line of text broken at spaces into lines no wider than width (a word longer than
+        a line is broken anywhere). fpdf2's multi_cell does the same, but measures the whole
+        line again for every character it adds: seconds for a long journal instead of tenths.
+        """
+        if self.text_width(line) <= width:
+            return [line]
+        lines: list[str] = []
+        current, current_width = "", 0.0
+        for token in _TOKENS.findall(line):
+            token_width = self.text_width(token)
+            if token.isspace():
+                # Spaces may run past the margin: they vanish at the end of a line.
+                current, current_width = current + token, current_width + token_width
+                continue
+            if current_width + token_width > width and current.strip():
+                lines.append(current.rstrip())
+                current, current_width = "", 0.0
+            while token_width > width:
+                cut = self.fitting_length(token, width)
+                lines.append(token[:cut])
+                token = token[cut:]
+                token_width = self.text_width(token)
+            current, current_width = current + token, current_width + token_width
+        lines.append(current.rstrip())
+        return lines
+
+    def fitting_length(self, text: str, width: float) -> int:
+        """How many characters of text fit in width; at least one, so wrapping moves on."""
+        used = 0.0
+        for length, char in enumerate(text):
+            used += self.text_width(char)
+            if used > width:
+                return max(length, 1)
+        return len(text)
+
     def paragraph(self, text: str, line_height: float) -> None:
         """Text from the left margin to the right one, wrapped, its line breaks kept."""
-        text = self.printable_text(text)
-        if not _RTL.search(text):
-            self.pdf.multi_cell(
-                0, line_height, text, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        width = self.pdf.epw - 2 * self.pdf.c_margin
+        for line in map(self.printable_text, text.splitlines()):
+            right_to_left = bool(_RTL.search(line))
+            align = (
+                Align.R
+                if right_to_left and auto_detect_base_direction(line) is TextDirection.RTL
+                else Align.L
             )
-            return
-        for line in text.split("\n"):
-            align = Align.R if auto_detect_base_direction(line) is TextDirection.RTL else Align.L
-            wrapped = self.pdf.multi_cell(
-                0, line_height, line, dry_run=True, output=MethodReturnValue.LINES
-            )
-            for piece in cast(list[str], wrapped):
-                self.pdf.multi_cell(
+            for piece in self.wrap(line, width):
+                self.pdf.cell(
                     0,
                     line_height,
-                    _visual_order(piece),
+                    _visual_order(piece) if right_to_left else piece,
                     align=align,
                     new_x=XPos.LMARGIN,
                     new_y=YPos.NEXT,
@@ -339,54 +390,54 @@ class _PdfWriter:
     def title_page(self, data: ExportData) -> None:
         pdf = self.pdf
         pdf.add_page()
-        pdf.set_y(70)
+        pdf.set_y(70)  # about a quarter of the way down
         self.use("B", 28)
-        self.paragraph(TITLE, 12)
+        self.paragraph(_TITLE, 12)
         name = _one_line(data.patient_name)
         if name:
             pdf.ln(2)
             self.use("", 17)
             self.paragraph(name, 8)
-            self.pdf.footer_label = f"{TITLE} — {self.fitted(name, pdf.epw / 2 - 40)}"
+            pdf.footer_label = self.footer_label(name)
         pdf.ln(10)
         self.use("", 12)
         self.paragraph(_range_line(data), 6.5)
         pdf.ln(2)
         self.use("", 10, _GRAY)
         self.paragraph(f"Time zone: {data.timezone}", 5.2)
-        self.paragraph(f"Generated {format_when(data.generated_at)}", 5.2)
+        self.paragraph(f"Generated {_format_when(data.generated_at)}", 5.2)
         if data.mood_chart_png is not None:
             self.chart(data.mood_chart_png)
 
-    def fitted(self, text: str, width: float) -> str:
-        """The text, shortened with an ellipsis to fit one line of the footer."""
-        self.use("", 8.5)
-        text = self.printable_text(text)
-        if self.pdf.get_string_width(text) <= width:
-            return _visual_order(text) if _RTL.search(text) else text
-        while text and self.pdf.get_string_width(text + "…") > width:
-            text = text[:-1]
-        return (_visual_order(text) if _RTL.search(text) else text) + "…"
+    def footer_label(self, name: str) -> str:
+        """The journal's title and the patient's name, shortened to fit half the footer."""
+        self.use("", _FOOTER_SIZE)
+        label = self.printable_text(f"{_TITLE} — {name}")
+        width = self.pdf.epw / 2 - 2 * self.pdf.c_margin
+        if self.text_width(label) > width:
+            label = label[: self.fitting_length(label, width - self.text_width("…"))] + "…"
+        return _visual_order(label) if _RTL.search(label) else label
 
     def chart(self, png: bytes) -> None:
+        """The chart across the page, below the title if it fits there, else on its own page."""
         pdf = self.pdf
-        pdf.ln(14)
-        self.use("B", 12.5)
-        self.paragraph("Mood over time", 7)
-        pdf.ln(3)
         with Image.open(io.BytesIO(png)) as image:
             width_px, height_px = image.size
-        room = pdf.page_break_trigger - pdf.y
-        height = min(pdf.epw * height_px / width_px, room)
-        if height < room / 3:  # too little space left on the title page for a legible chart
+        height = pdf.epw * height_px / width_px
+        space_above, heading_line, space_below = 14, 7, 3
+        if pdf.will_page_break(space_above + heading_line + space_below + height):
             pdf.add_page()
-            height = min(pdf.epw * height_px / width_px, pdf.page_break_trigger - pdf.y)
+        self.gap(space_above)
+        self.use("B", 12.5)
+        self.paragraph("Mood over time", heading_line)
+        pdf.ln(space_below)
         pdf.image(
             io.BytesIO(png),
             x=pdf.l_margin,
             y=pdf.y,
             w=pdf.epw,
-            h=height,
+            # A chart taller than a page is shrunk to fit it, keeping its proportions.
+            h=min(height, pdf.page_break_trigger - pdf.y),
             keep_aspect_ratio=True,
             alt_text="Mood over time",
         )
@@ -396,7 +447,7 @@ class _PdfWriter:
         match block.style:
             case _Style.SECTION:
                 pdf.add_page()
-                pdf.start_section(_one_line(self.printable_text(block.text)))
+                pdf.start_section(block.text)
                 self.use("B", 16)
                 self.paragraph(block.text, 8.5)
                 pdf.ln(2)
@@ -435,7 +486,7 @@ class _PdfWriter:
 def write_pdf(data: ExportData, path: Path) -> None:
     writer = _PdfWriter()
     pdf = writer.pdf
-    pdf.set_title(TITLE)
+    pdf.set_title(_TITLE)
     pdf.set_creator("Integration Companion")
     pdf.set_creation_date(data.generated_at)
     writer.title_page(data)

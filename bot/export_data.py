@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bot.db import queries
+from bot.db.models import Entry, EntryKind, Patient
+from bot.journal import prompt_state
+from bot.patients import zone_of
+from bot.schedule import Schedule
+from bot.text import step_title
 
 
 @dataclass(frozen=True)
@@ -45,3 +54,81 @@ class ExportData:
     treatments: list[ExportTreatment]
     other_entries: list[ExportEntry]  # free entries and moods outside any treatment
     mood_chart_png: bytes | None = None
+
+
+def collect_export(
+    session: Session,
+    patient: Patient,
+    schedule: Schedule,
+    now: datetime,
+    default_timezone: str,
+    days: int | None = None,
+) -> ExportData:
+    """The patient's journal, organised by treatment, for the last `days` (or everything)."""
+    zone = zone_of(patient, default_timezone)
+    start = now - timedelta(days=days) if days else None
+
+    def entry(row: Entry) -> ExportEntry:
+        return ExportEntry(
+            when=row.created_at.astimezone(zone),
+            kind=row.kind,
+            text=row.text or "",
+            mood=row.scale_value,
+            duration_seconds=row.duration_seconds,
+            edited=row.edited_at is not None,
+        )
+
+    rows = queries.entries_since(session, patient.id, start)
+    by_treatment: dict[int | None, list[Entry]] = {}
+    for row in rows:
+        by_treatment.setdefault(row.treatment_id, []).append(row)
+    # Treatments in the window, and earlier ones whose integration reaches into it.
+    treatments = [
+        t
+        for t in queries.treatments_of(session, patient.id)
+        if t.occurred_at <= now
+        and (start is None or t.occurred_at >= start or t.id in by_treatment)
+    ]
+    order = {step.key: index for index, step in enumerate(schedule.steps)}
+    exported = []
+    for treatment in treatments:
+        own = by_treatment.pop(treatment.id, [])
+        prompts = sorted(
+            queries.prompts_of_treatment(session, treatment.id),
+            key=lambda p: (order.get(p.step_key, len(order)), p.id),
+        )
+        answers: dict[int, list[Entry]] = {p.id: [] for p in prompts}
+        others = []
+        for row in own:
+            if row.prompt_id in answers:
+                answers[row.prompt_id].append(row)
+            else:
+                others.append(row)
+        exported.append(
+            ExportTreatment(
+                number=treatment.number,
+                when=treatment.occurred_at.astimezone(zone),
+                intention=treatment.intention or "",
+                prompts=[
+                    ExportPrompt(
+                        title=step_title(schedule, prompt.step_key),
+                        sent_at=prompt.sent_at.astimezone(zone) if prompt.sent_at else None,
+                        status=prompt_state(prompt, answers[prompt.id]),
+                        answers=[entry(row) for row in answers[prompt.id]],
+                    )
+                    for prompt in prompts
+                ],
+                moods=[entry(row) for row in others if row.kind == EntryKind.MOOD],
+                entries=[entry(row) for row in others if row.kind != EntryKind.MOOD],
+            )
+        )
+    outside = [row for group in by_treatment.values() for row in group]
+    return ExportData(
+        patient_name=patient.first_name or "",
+        timezone=zone.key,
+        generated_at=now.astimezone(zone),
+        start=start.astimezone(zone) if start else None,
+        end=now.astimezone(zone),
+        treatments=exported,
+        other_entries=[entry(row) for row in sorted(outside, key=lambda r: (r.created_at, r.id))],
+    )

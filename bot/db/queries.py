@@ -147,6 +147,20 @@ def entries_with_text(session: Session, patient_id: int) -> Iterator[Entry]:
     )
 
 
+def entries_since(session: Session, patient_id: int, start: datetime | None) -> Sequence[Entry]:
+    """The patient's entries from `start` (or all), oldest first."""
+    statement = select(Entry).where(Entry.patient_id == patient_id)
+    if start is not None:
+        statement = statement.where(Entry.created_at >= start)
+    return session.scalars(statement.order_by(Entry.created_at, Entry.id)).all()
+
+
+def treatments_of(session: Session, patient_id: int) -> Sequence[Treatment]:
+    return session.scalars(
+        select(Treatment).where(Treatment.patient_id == patient_id).order_by(Treatment.occurred_at)
+    ).all()
+
+
 def entry_of(session: Session, patient_id: int, entry_id: int) -> Entry | None:
     """The patient's entry with that id; None if there is none, or it is someone else's."""
     return session.scalars(

@@ -14,6 +14,7 @@ from telegram.ext import (
 
 from bot.handlers import (
     errors,
+    export,
     fallback,
     journal,
     mood,
@@ -55,6 +56,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "journal": journal.journal,
         "mood": mood.mood,
         "recap": recap.recap,
+        "export": export.export,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))

@@ -1,0 +1,85 @@
+"""/export: the journal as a Markdown file and a PDF, to bring to a therapist."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import tempfile
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.chart import MoodPoint, TreatmentMark, mood_chart_png
+from bot.export import write_markdown, write_pdf
+from bot.export_data import ExportData, collect_export
+from bot.handlers.common import from_patient, the_patient
+from bot.patients import zone_of
+from bot.resources import Companion
+
+MAX_EXPORT_DAYS = 3650
+
+
+def with_mood_chart(res: Companion, data: ExportData, zone: ZoneInfo) -> ExportData:
+    """The data with its mood chart, when there are mood figures (drawn off the event loop)."""
+    groups = [t.moods + [a for p in t.prompts for a in p.answers] for t in data.treatments]
+    entries = [e for group in groups for e in group] + data.other_entries
+    moods = sorted(
+        (MoodPoint(e.when, e.mood) for e in entries if e.mood is not None), key=lambda p: p.when
+    )
+    if not moods:
+        return data
+    marks = [TreatmentMark(t.when, t.number) for t in data.treatments]
+    start = data.start or min(moods[0].when, *(m.when for m in marks))
+    png = mood_chart_png(
+        moods,
+        marks,
+        start,
+        data.end,
+        zone,
+        title=res.label("chart_title_export"),
+    )
+    return dataclasses.replace(data, mood_chart_png=png)
+
+
+def write_files(res: Companion, data: ExportData, folder: Path, zone: ZoneInfo) -> list[Path]:
+    """Both files, written in `folder`; blocking work, run in a thread."""
+    stem = f"integration-journal-{data.end:%Y-%m-%d}"
+    markdown, pdf = folder / f"{stem}.md", folder / f"{stem}.pdf"
+    complete = with_mood_chart(res, data, zone)
+    write_markdown(complete, markdown)
+    write_pdf(complete, pdf)
+    return [markdown, pdf]
+
+
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/export (everything) or /export 30 (the last 30 days): a Markdown file and a PDF."""
+    incoming = await from_patient(update, context)
+    if incoming is None:
+        return
+    res, message, args = incoming.res, incoming.message, context.args or []
+    days = int(args[0]) if len(args) == 1 and args[0].isdigit() else None
+    if args and (days is None or not 1 <= days <= MAX_EXPORT_DAYS):
+        await message.reply_html(res.texts.render("export.html", outcome="usage"))
+        return
+    with res.sessions.begin() as session:
+        patient = the_patient(session, incoming.user_id)
+        data = collect_export(
+            session, patient, res.schedule, res.clock(), res.settings.default_timezone, days
+        )
+        zone = zone_of(patient, res.settings.default_timezone)
+    if not data.treatments and not data.other_entries:
+        await message.reply_html(res.texts.render("export.html", outcome="empty", days=days))
+        return
+    await message.reply_html(res.texts.render("export.html", outcome="preparing"))
+    # Built in a private temporary folder, sent, then removed: nothing stays on disk.
+    with tempfile.TemporaryDirectory(prefix="companion-export-") as folder:
+        files = await asyncio.to_thread(write_files, res, data, Path(folder), zone)
+        for path in files:
+            with path.open("rb") as file:
+                await message.reply_document(
+                    file,
+                    filename=path.name,
+                    caption=res.label(f"export_caption_{path.suffix[1:]}", zone=zone.key),
+                )
