@@ -20,19 +20,9 @@ from fpdf.fonts import TTFFont
 from PIL import Image
 
 from bot.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
+from bot.render import Say
 
 __all__ = ["render_markdown", "write_markdown", "write_pdf"]
-
-_TITLE = "Integration journal"
-
-_KIND_LABELS = {
-    "voice": "Voice note",
-    "audio": "Audio",
-    "photo": "Photo",
-    "video": "Video",
-    "video_note": "Video message",
-    "document": "Document",
-}
 
 
 def _format_when(moment: datetime) -> str:
@@ -45,33 +35,34 @@ def _format_duration(seconds: int) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _kind_label(entry: ExportEntry) -> str:
+def _kind_label(entry: ExportEntry, say: Say) -> str:
     """What the entry is, or "" for plain text, which speaks for itself."""
-    if entry.kind == "mood":
-        return "Mood" if entry.mood is None else f"Mood: {entry.mood}/10"
+    if entry.kind == "mood" and entry.mood is not None:
+        return say("mood", value=entry.mood)
     if entry.kind == "text":
         return ""
-    label = _KIND_LABELS.get(entry.kind, entry.kind.replace("_", " ").capitalize())
+    label = say("kind", name=entry.kind)
     if entry.duration_seconds is not None:
         label += f" ({_format_duration(entry.duration_seconds)})"
     return label
 
 
-def _entry_meta(entry: ExportEntry) -> str:
-    meta = " · ".join(part for part in (_format_when(entry.when), _kind_label(entry)) if part)
-    return f"{meta} (edited)" if entry.edited else meta
+def _entry_meta(entry: ExportEntry, say: Say) -> str:
+    parts = (_format_when(entry.when), _kind_label(entry, say))
+    meta = " · ".join(part for part in parts if part)
+    return say("edited", meta=meta) if entry.edited else meta
 
 
-def _prompt_meta(prompt: ExportPrompt) -> str:
+def _prompt_meta(prompt: ExportPrompt, say: Say) -> str:
     if prompt.sent_at is None:
-        return prompt.status.capitalize()
-    return f"Sent {_format_when(prompt.sent_at)} · {prompt.status}"
+        return say("state", status=prompt.status).capitalize()
+    return say("sent", when=_format_when(prompt.sent_at), status=prompt.status)
 
 
-def _range_line(data: ExportData) -> str:
+def _range_line(data: ExportData, say: Say) -> str:
     if data.start is None:
-        return f"Everything up to {_format_when(data.end)}"
-    return f"From {_format_when(data.start)} to {_format_when(data.end)}"
+        return say("range_all", end=_format_when(data.end))
+    return say("range", start=_format_when(data.start), end=_format_when(data.end))
 
 
 def _one_line(text: str) -> str:
@@ -95,50 +86,48 @@ class _Block:
     text: str
 
 
-def _entry_blocks(entry: ExportEntry) -> Iterator[_Block]:
-    yield _Block(_Style.ENTRY, _entry_meta(entry))
+def _entry_blocks(entry: ExportEntry, say: Say) -> Iterator[_Block]:
+    yield _Block(_Style.ENTRY, _entry_meta(entry, say))
     if entry.text.strip():
         yield _Block(_Style.TEXT, entry.text)
 
 
-def _treatment_blocks(treatment: ExportTreatment) -> Iterator[_Block]:
-    yield _Block(_Style.SECTION, f"Treatment {treatment.number} — {_format_when(treatment.when)}")
-    yield _Block(_Style.HEADING, "Intention")
+def _treatment_blocks(treatment: ExportTreatment, say: Say) -> Iterator[_Block]:
+    heading = say("treatment", number=treatment.number, when=_format_when(treatment.when))
+    yield _Block(_Style.SECTION, heading)
+    yield _Block(_Style.HEADING, say("intention"))
     if treatment.intention.strip():
         yield _Block(_Style.TEXT, treatment.intention)
     else:
-        yield _Block(_Style.REMARK, "No intention was set.")
+        yield _Block(_Style.REMARK, say("no_intention"))
     notes = [note for note in treatment.notes if note.strip()]
     if notes:
-        yield _Block(_Style.HEADING, "Session notes")
+        yield _Block(_Style.HEADING, say("notes"))
         yield from (_Block(_Style.TEXT, note) for note in notes)
     if treatment.prompts:
-        yield _Block(_Style.HEADING, "Prompts")
+        yield _Block(_Style.HEADING, say("prompts"))
         for prompt in treatment.prompts:
             yield _Block(_Style.PROMPT, _one_line(prompt.title))
-            yield _Block(_Style.STATUS, _prompt_meta(prompt))
+            yield _Block(_Style.STATUS, _prompt_meta(prompt, say))
             for answer in prompt.answers:
-                yield from _entry_blocks(answer)
-    for heading, entries in (
-        ("Mood records", treatment.moods),
-        ("Journal entries", treatment.entries),
-    ):
+                yield from _entry_blocks(answer, say)
+    for heading, entries in ((say("moods"), treatment.moods), (say("entries"), treatment.entries)):
         if entries:
             yield _Block(_Style.HEADING, heading)
             for entry in entries:
-                yield from _entry_blocks(entry)
+                yield from _entry_blocks(entry, say)
 
 
-def _content_blocks(data: ExportData) -> Iterator[_Block]:
+def _content_blocks(data: ExportData, say: Say) -> Iterator[_Block]:
     """Everything after the title, in the same order for every format."""
     for treatment in data.treatments:
-        yield from _treatment_blocks(treatment)
+        yield from _treatment_blocks(treatment, say)
     if data.other_entries:
-        yield _Block(_Style.SECTION, "Other entries")
+        yield _Block(_Style.SECTION, say("other_entries"))
         for entry in data.other_entries:
-            yield from _entry_blocks(entry)
+            yield from _entry_blocks(entry, say)
     if not data.treatments and not data.other_entries:
-        yield _Block(_Style.REMARK, "Nothing was recorded in this period.")
+        yield _Block(_Style.REMARK, say("nothing"))
 
 
 # Markdown ---------------------------------------------------------------------------------
@@ -185,28 +174,28 @@ def _markdown_block(block: _Block) -> str:
             return f"*{_escape_line(block.text)}*\n\n"
 
 
-def _markdown_pieces(data: ExportData) -> Iterator[str]:
-    yield f"# {_TITLE}\n\n"
+def _markdown_pieces(data: ExportData, say: Say) -> Iterator[str]:
+    yield f"# {_escape_line(say('title'))}\n\n"
     name = _one_line(data.patient_name)
     if name:
         yield f"**{_escape_line(name)}**\n\n"
-    yield f"{_escape_line(_range_line(data))}  \n"
-    yield f"Time zone: {_escape_line(data.timezone)}  \n"
-    yield f"Generated {_escape_line(_format_when(data.generated_at))}\n\n"
+    yield f"{_escape_line(_range_line(data, say))}  \n"
+    yield f"{_escape_line(say('timezone', name=data.timezone))}  \n"
+    yield f"{_escape_line(say('generated', when=_format_when(data.generated_at)))}\n\n"
     if data.mood_chart_png is not None:
-        yield "*The mood chart is in the PDF version of this export\\.*\n\n"
-    for block in _content_blocks(data):
+        yield f"*{_escape_line(say('chart_in_pdf'))}*\n\n"
+    for block in _content_blocks(data, say):
         yield _markdown_block(block)
 
 
-def render_markdown(data: ExportData) -> str:
-    return "".join(_markdown_pieces(data))
+def render_markdown(data: ExportData, say: Say) -> str:
+    return "".join(_markdown_pieces(data, say))
 
 
-def write_markdown(data: ExportData, path: Path) -> None:
+def write_markdown(data: ExportData, path: Path, say: Say) -> None:
     """Write block by block, so a long journal never sits in memory as one string."""
     with path.open("w", encoding="utf-8", newline="\n") as file:
-        file.writelines(_markdown_pieces(data))
+        file.writelines(_markdown_pieces(data, say))
 
 
 # PDF --------------------------------------------------------------------------------------
@@ -257,9 +246,9 @@ def _visual_order(line: str) -> str:
 class _JournalPdf(FPDF):
     """A4 pages with a footer naming the journal and numbering the pages."""
 
-    def __init__(self) -> None:
+    def __init__(self, title: str) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.footer_label = _TITLE
+        self.footer_label = title
         # The default alias "{nb}" would also replace those characters in a patient's text.
         # Noncharacters cannot reach the page: text is filtered to what the font can draw.
         # fpdf2 keeps one digit of room per character of the alias and warns when the number
@@ -279,8 +268,9 @@ class _JournalPdf(FPDF):
 
 
 class _PdfWriter:
-    def __init__(self) -> None:
-        self.pdf = _JournalPdf()
+    def __init__(self, say: Say) -> None:
+        self.say = say
+        self.pdf = _JournalPdf(say("title"))
         self.pdf.set_margins(_MARGIN, _MARGIN, _MARGIN)
         self.pdf.set_auto_page_break(auto=True, margin=_MARGIN)
         # What each style can draw: DejaVu Sans has Arabic, for one, but its oblique has not.
@@ -392,7 +382,7 @@ class _PdfWriter:
         pdf.add_page()
         pdf.set_y(70)  # about a quarter of the way down
         self.use("B", 28)
-        self.paragraph(_TITLE, 12)
+        self.paragraph(self.say("title"), 12)
         name = _one_line(data.patient_name)
         if name:
             pdf.ln(2)
@@ -401,18 +391,18 @@ class _PdfWriter:
             pdf.footer_label = self.footer_label(name)
         pdf.ln(10)
         self.use("", 12)
-        self.paragraph(_range_line(data), 6.5)
+        self.paragraph(_range_line(data, self.say), 6.5)
         pdf.ln(2)
         self.use("", 10, _GRAY)
-        self.paragraph(f"Time zone: {data.timezone}", 5.2)
-        self.paragraph(f"Generated {_format_when(data.generated_at)}", 5.2)
+        self.paragraph(self.say("timezone", name=data.timezone), 5.2)
+        self.paragraph(self.say("generated", when=_format_when(data.generated_at)), 5.2)
         if data.mood_chart_png is not None:
             self.chart(data.mood_chart_png)
 
     def footer_label(self, name: str) -> str:
         """The journal's title and the patient's name, shortened to fit half the footer."""
         self.use("", _FOOTER_SIZE)
-        label = self.printable_text(f"{_TITLE} — {name}")
+        label = self.printable_text(f"{self.say('title')} — {name}")
         width = self.pdf.epw / 2 - 2 * self.pdf.c_margin
         if self.text_width(label) > width:
             label = label[: self.fitting_length(label, width - self.text_width("…"))] + "…"
@@ -429,7 +419,7 @@ class _PdfWriter:
             pdf.add_page()
         self.gap(space_above)
         self.use("B", 12.5)
-        self.paragraph("Mood over time", heading_line)
+        self.paragraph(self.say("chart_heading"), heading_line)
         pdf.ln(space_below)
         pdf.image(
             io.BytesIO(png),
@@ -439,7 +429,7 @@ class _PdfWriter:
             # A chart taller than a page is shrunk to fit it, keeping its proportions.
             h=min(height, pdf.page_break_trigger - pdf.y),
             keep_aspect_ratio=True,
-            alt_text="Mood over time",
+            alt_text=self.say("chart_heading"),
         )
 
     def block(self, block: _Block) -> None:
@@ -483,13 +473,13 @@ class _PdfWriter:
                 self.paragraph(block.text, _BODY_LINE)
 
 
-def write_pdf(data: ExportData, path: Path) -> None:
-    writer = _PdfWriter()
+def write_pdf(data: ExportData, path: Path, say: Say) -> None:
+    writer = _PdfWriter(say)
     pdf = writer.pdf
-    pdf.set_title(_TITLE)
+    pdf.set_title(say("title"))
     pdf.set_creator("Integration Companion")
     pdf.set_creation_date(data.generated_at)
     writer.title_page(data)
-    for block in _content_blocks(data):
+    for block in _content_blocks(data, say):
         writer.block(block)
     pdf.output(str(path))

@@ -358,16 +358,16 @@ def treatment_journal(
 
 
 def prompt_state(prompt: ScheduledPrompt, answers: list[Entry]) -> str:
-    """How a prompt stands, for the journal and the export."""
+    """How a prompt stands: answered, skipped, failed, unanswered or not_sent (journal_words)."""
     if answers:
         return "answered"
     if prompt.status == PromptStatus.SKIPPED:
         return "skipped"
     if prompt.status == PromptStatus.FAILED:
-        return "could not be sent"
+        return "failed"
     if prompt.status == PromptStatus.SENT:
         return "unanswered"
-    return "not sent yet"
+    return "not_sent"
 
 
 def treatment_journal_context(

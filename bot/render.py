@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
@@ -12,11 +12,22 @@ from markupsafe import Markup
 BOT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
+class Say(Protocol):
+    """Short texts from the macros of one template: say("title"), say("mood", value=7)."""
+
+    def __call__(self, name: str, /, **context: Any) -> str: ...
+
+
+def _escape_unless_plain_text(name: str | None) -> bool:
+    return not (name or "").endswith(".txt")
+
+
 def make_environment(folder: Path) -> Environment:
-    """Autoescape on for every file (Telegram HTML); a missing variable is an error."""
+    """Autoescape on for Telegram HTML (every file but .txt ones, which are plain words for
+    formats that escape on their own); a missing variable is an error."""
     return Environment(
         loader=FileSystemLoader(folder),
-        autoescape=True,
+        autoescape=_escape_unless_plain_text,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -35,6 +46,15 @@ class Renderer:
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(context).strip()
+
+    def sayer(self, name: str) -> Say:
+        """The macros of template `name`, as a function returning each one's text."""
+        module = self.env.get_template(name).module
+
+        def say(macro: str, /, **context: Any) -> str:
+            return str(getattr(module, macro)(**context)).strip()
+
+        return say
 
     def render_blocks(self, name: str, **context: Any) -> list[str]:
         """Render a template that separates its blocks with {{ BREAK }}."""

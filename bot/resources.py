@@ -47,8 +47,7 @@ class Companion:
 
     def label(self, name: str, **context: Any) -> str:
         """A button label or a short notice, from the macros in labels.html."""
-        macro = getattr(self.texts.env.get_template("labels.html").module, name)
-        return str(macro(**context)).strip()
+        return self.texts.sayer("labels.html")(name, **context)
 
 
 def companion(context: CallbackContext[Any, Any, Any, Any]) -> Companion:

@@ -16,6 +16,9 @@ from pypdf import PdfReader
 
 from bot.export import render_markdown, write_markdown, write_pdf
 from bot.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
+from bot.render import Renderer
+
+SAY = Renderer().sayer("journal_words.txt")
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOSTILE = "<b>bold</b> & *star* _under_ `tick` # head"
@@ -69,7 +72,7 @@ def sample() -> ExportData:
         number=2,
         when=at(30, 10),
         intention="",
-        prompts=[ExportPrompt(title="Arriving", sent_at=None, status="not sent yet")],
+        prompts=[ExportPrompt(title="Arriving", sent_at=None, status="not_sent")],
     )
     return ExportData(
         patient_name="Alice",
@@ -126,11 +129,11 @@ def flat(text: str) -> str:
 
 def test_it_keeps_every_text_verbatim_and_in_order_in_markdown() -> None:
     data = sample()
-    assert quoted_texts(render_markdown(data)) == written_texts(data)
+    assert quoted_texts(render_markdown(data, SAY)) == written_texts(data)
 
 
 def test_it_escapes_hostile_text_in_markdown() -> None:
-    markdown = render_markdown(sample())
+    markdown = render_markdown(sample(), SAY)
     unescaped = re.sub(r"\\.", "", markdown)
     for raw in ("*star*", "<b>", "_under_", "`tick`", "# head", "1. Better", "- clearer", "{nb}"):
         assert raw not in unescaped
@@ -143,7 +146,7 @@ def test_it_escapes_hostile_text_in_markdown() -> None:
 
 
 def test_it_lays_out_treatments_prompts_and_entries_in_markdown() -> None:
-    markdown = render_markdown(sample())
+    markdown = render_markdown(sample(), SAY)
     expected_in_order = [
         "# Integration journal",
         "**Alice**",
@@ -178,24 +181,24 @@ def test_it_lays_out_treatments_prompts_and_entries_in_markdown() -> None:
 
 
 def test_it_says_everything_up_to_the_end_when_there_is_no_start() -> None:
-    markdown = render_markdown(replace(sample(), start=None))
+    markdown = render_markdown(replace(sample(), start=None), SAY)
     assert "Everything up to Monday 30 November 2026, 12:00" in markdown
 
 
 def test_it_leaves_out_other_entries_when_there_are_none() -> None:
     data = replace(sample(), other_entries=[])
-    assert "Other entries" not in render_markdown(data)
+    assert "Other entries" not in render_markdown(data, SAY)
 
 
 def test_it_points_to_the_pdf_for_the_mood_chart() -> None:
-    markdown = render_markdown(replace(sample(), mood_chart_png=png()))
+    markdown = render_markdown(replace(sample(), mood_chart_png=png()), SAY)
     assert "The mood chart is in the PDF version of this export" in markdown
 
 
 def test_it_writes_the_markdown_it_renders(tmp_path: Path) -> None:
     data = sample()
-    write_markdown(data, tmp_path / "journal.md")
-    assert (tmp_path / "journal.md").read_text(encoding="utf-8") == render_markdown(data)
+    write_markdown(data, tmp_path / "journal.md", SAY)
+    assert (tmp_path / "journal.md").read_text(encoding="utf-8") == render_markdown(data, SAY)
 
 
 def test_it_writes_a_pdf_with_every_heading_and_text(
@@ -203,7 +206,7 @@ def test_it_writes_a_pdf_with_every_heading_and_text(
 ) -> None:
     data = sample()
     with caplog.at_level(logging.WARNING):
-        write_pdf(data, tmp_path / "journal.pdf")
+        write_pdf(data, tmp_path / "journal.pdf", SAY)
     assert not caplog.records  # e.g. fpdf2's "missing glyphs": the emoji was replaced
     text = flat(pdf_text(tmp_path / "journal.pdf"))
     for heading in (
@@ -235,7 +238,7 @@ def test_it_writes_a_pdf_with_every_heading_and_text(
 
 
 def test_it_draws_right_to_left_text_in_visual_order(tmp_path: Path) -> None:
-    write_pdf(sample(), tmp_path / "journal.pdf")
+    write_pdf(sample(), tmp_path / "journal.pdf", SAY)
     # pypdf turns right-to-left runs drawn left to right back into reading order, so Hebrew
     # drawn in reading order (as fpdf2 alone would draw it) would come out backwards here.
     text = pdf_text(tmp_path / "journal.pdf")
@@ -244,7 +247,7 @@ def test_it_draws_right_to_left_text_in_visual_order(tmp_path: Path) -> None:
 
 
 def test_it_starts_each_treatment_on_a_new_page_with_a_bookmark(tmp_path: Path) -> None:
-    write_pdf(sample(), tmp_path / "journal.pdf")
+    write_pdf(sample(), tmp_path / "journal.pdf", SAY)
     reader = PdfReader(tmp_path / "journal.pdf")
     page_texts = [page.extract_text() for page in reader.pages]
     assert page_texts[1].startswith("Treatment 1 — ")
@@ -258,7 +261,7 @@ def test_it_starts_each_treatment_on_a_new_page_with_a_bookmark(tmp_path: Path) 
 
 
 def test_it_numbers_the_pages_in_the_footer(tmp_path: Path) -> None:
-    write_pdf(sample(), tmp_path / "journal.pdf")
+    write_pdf(sample(), tmp_path / "journal.pdf", SAY)
     reader = PdfReader(tmp_path / "journal.pdf")
     total = len(reader.pages)
     assert total >= 4
@@ -280,7 +283,7 @@ def test_it_replaces_what_the_font_cannot_draw(
         "Arabic مرحبا بالعالم end",
     )
     with caplog.at_level(logging.WARNING):
-        write_pdf(data, tmp_path / "journal.pdf")
+        write_pdf(data, tmp_path / "journal.pdf", SAY)
     assert not caplog.records
     text = pdf_text(tmp_path / "journal.pdf")
     # Joiners and variation selectors stay: DejaVu has them, and they take no room.
@@ -292,7 +295,7 @@ def test_it_replaces_what_the_font_cannot_draw(
 
 def test_it_breaks_a_word_longer_than_a_line(tmp_path: Path) -> None:
     link = "https://example.org/" + "abcdefghij" * 40
-    write_pdf(with_other_entries(f"Before {link} after"), tmp_path / "journal.pdf")
+    write_pdf(with_other_entries(f"Before {link} after"), tmp_path / "journal.pdf", SAY)
     text = pdf_text(tmp_path / "journal.pdf")
     assert link in "".join(text.split())
     assert "Before" in text
@@ -306,8 +309,8 @@ def png(width: int = 800, height: int = 400) -> bytes:
 
 
 def test_it_embeds_the_mood_chart_in_the_pdf(tmp_path: Path) -> None:
-    write_pdf(replace(sample(), mood_chart_png=png()), tmp_path / "with_chart.pdf")
-    write_pdf(sample(), tmp_path / "without_chart.pdf")
+    write_pdf(replace(sample(), mood_chart_png=png()), tmp_path / "with_chart.pdf", SAY)
+    write_pdf(sample(), tmp_path / "without_chart.pdf", SAY)
     with_chart = PdfReader(tmp_path / "with_chart.pdf")
     assert len(with_chart.pages[0].images) == 1
     assert "Mood over time" in with_chart.pages[0].extract_text()
@@ -315,7 +318,7 @@ def test_it_embeds_the_mood_chart_in_the_pdf(tmp_path: Path) -> None:
 
 
 def test_it_gives_a_tall_chart_a_page_of_its_own(tmp_path: Path) -> None:
-    write_pdf(replace(sample(), mood_chart_png=png(400, 800)), tmp_path / "journal.pdf")
+    write_pdf(replace(sample(), mood_chart_png=png(400, 800)), tmp_path / "journal.pdf", SAY)
     reader = PdfReader(tmp_path / "journal.pdf")
     assert not reader.pages[0].images
     assert len(reader.pages[1].images) == 1
@@ -324,8 +327,8 @@ def test_it_gives_a_tall_chart_a_page_of_its_own(tmp_path: Path) -> None:
 
 def test_it_exports_an_empty_period(tmp_path: Path) -> None:
     data = replace(sample(), treatments=[], other_entries=[])
-    write_markdown(data, tmp_path / "journal.md")
-    write_pdf(data, tmp_path / "journal.pdf")
+    write_markdown(data, tmp_path / "journal.md", SAY)
+    write_pdf(data, tmp_path / "journal.pdf", SAY)
     remark = "Nothing was recorded in this period."
     assert remark.replace(".", "\\.") in (tmp_path / "journal.md").read_text(encoding="utf-8")
     assert remark in pdf_text(tmp_path / "journal.pdf")
@@ -355,8 +358,8 @@ def large_journal(entries: int) -> ExportData:
 
 def test_it_exports_a_large_journal(tmp_path: Path) -> None:
     data = large_journal(3000)
-    write_markdown(data, tmp_path / "journal.md")
-    write_pdf(data, tmp_path / "journal.pdf")
+    write_markdown(data, tmp_path / "journal.md", SAY)
+    write_pdf(data, tmp_path / "journal.pdf", SAY)
     markdown = (tmp_path / "journal.md").read_text(encoding="utf-8")
     assert markdown.index("Entry 0000\\.") < markdown.index("Entry 2999\\.")
     assert "Entry 0000." in pdf_text(tmp_path / "journal.pdf", slice(1, 2))

@@ -48,8 +48,9 @@ def write_files(res: Companion, data: ExportData, folder: Path, zone: ZoneInfo) 
     stem = f"integration-journal-{data.end:%Y-%m-%d}"
     markdown, pdf = folder / f"{stem}.md", folder / f"{stem}.pdf"
     complete = with_mood_chart(res, data, zone)
-    write_markdown(complete, markdown)
-    write_pdf(complete, pdf)
+    say = res.texts.sayer("journal_words.txt")
+    write_markdown(complete, markdown, say)
+    write_pdf(complete, pdf, say)
     return [markdown, pdf]
 
 
