@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings, SettingsError, ToolSettings, load_settings
+from bot.db.crypto import DataKeyError
 
 
 def configure_logging(level: str) -> None:
@@ -39,11 +40,37 @@ def run() -> int:
 def migrate() -> int:
     settings = load_settings(ToolSettings)
     configure_logging(settings.log_level)
+    from bot.db.crypto import use_cipher
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_db_engine
+    from bot.keys import open_cipher
 
-    upgrade_to_head(create_db_engine(settings.database_url))
+    engine = create_db_engine(settings.database_url)
+    use_cipher(open_cipher(settings, engine))
+    upgrade_to_head(engine)
     print("The database schema is up to date.")
+    return 0
+
+
+def keys(action: str) -> int:
+    from bot.db.crypto import new_key
+
+    if action == "new":
+        print(new_key())
+        return 0
+    settings = load_settings(ToolSettings)
+    configure_logging(settings.log_level)
+    from bot.db.crypto import use_cipher
+    from bot.db.migrate import upgrade_to_head
+    from bot.db.session import create_db_engine
+    from bot.keys import open_cipher, rotate_keys
+
+    engine = create_db_engine(settings.database_url)
+    cipher = open_cipher(settings, engine)
+    use_cipher(cipher)
+    upgrade_to_head(engine)
+    changed = rotate_keys(engine, cipher)
+    print(f"Re-encrypted {changed} row(s) under the newest key.")
     return 0
 
 
@@ -92,6 +119,12 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the bot (long polling)")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    keys_parser = commands.add_parser("keys", help="encryption keys: new, rotate")
+    keys_parser.add_argument(
+        "action",
+        choices=["new", "rotate"],
+        help="new: print a new key; rotate: re-encrypt every row under the first key",
+    )
     prompts = commands.add_parser("prompts", help="check or preview a prompts folder")
     actions = prompts.add_subparsers(dest="action", required=True)
     for name, text in (("check", "validate a prompts folder"), ("preview", "render every step")):
@@ -112,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
             return run()
         if args.command == "migrate":
             return migrate()
+        if args.command == "keys":
+            return keys(args.action)
         tools = load_settings(ToolSettings) if args.folder is None else None
         folder: Path = args.folder or (tools.prompts_dir if tools else Path("prompts"))
         if args.action == "check":
             return prompts_check(folder)
         zone = args.timezone or (tools or load_settings(ToolSettings)).default_timezone
         return prompts_preview(folder, zone, args.at)
-    except SettingsError as exc:
+    except (SettingsError, DataKeyError) as exc:
         print(f"Configuration problem:\n{exc}", file=sys.stderr)
         return 2
 

@@ -11,10 +11,12 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 from bot.config import Settings
+from bot.db.crypto import use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_db_engine, create_session_factory
 from bot.dispatch import dispatch_due
 from bot.handlers import register_handlers
+from bot.keys import open_cipher
 from bot.render import Renderer
 from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.schedule import load_schedule
@@ -47,6 +49,7 @@ CompanionApp = Application[Any, Any, Any, Any, Any, Any]
 def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
     """Open the database (migrated to the newest schema), read the prompts, set up templates."""
     engine = create_db_engine(settings.database_url)
+    use_cipher(open_cipher(settings, engine))
     upgrade_to_head(engine)
     return Companion(
         settings=settings,

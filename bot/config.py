@@ -30,10 +30,12 @@ class ToolSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    data_keys: SecretStr | None = None
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
     dispatch_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
     default_timezone: str = "UTC"
     log_level: str = "INFO"
+    retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None
 
     @field_validator("default_timezone")
     @classmethod

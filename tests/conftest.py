@@ -11,10 +11,19 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from bot.config import Settings
+from bot.db.crypto import Cipher, new_key, use_cipher
 from tests.auxil.harness import FakeClock, Harness
 from tests.fake_telegram import FakeTelegram, TgUser
 
 REPO_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+
+
+@pytest.fixture(autouse=True)
+def cipher() -> Cipher:
+    """A fresh key for every test; the bot, when started, opens its own key file instead."""
+    fresh = Cipher([new_key().encode()])
+    use_cipher(fresh)
+    return fresh
 
 
 @pytest.fixture
@@ -55,6 +64,8 @@ def settings(tmp_path: Path, fake: FakeTelegram, prompts_dir: Path) -> Settings:
         # The repeating job never fires during a test: tests call the dispatcher themselves.
         dispatch_interval_seconds=3600,
         default_timezone="Europe/Berlin",
+        # SQLite keeps its key in a file beside the database; other databases need DATA_KEYS.
+        data_keys=new_key() if os.environ.get("TEST_DATABASE_URL") else None,
     )
 
 

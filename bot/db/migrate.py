@@ -6,11 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
 from bot.db.session import create_db_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+ENCRYPTING_REVISION = "0004"  # encrypts rows written in plain text before it
 
 
 def alembic_config(url: str) -> Config:
@@ -28,6 +30,25 @@ def engine_for_alembic(config: Config) -> Engine:
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the database schema up to date; safe to call at every start."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the old one: with foreign keys
+            # on, dropping a parent table would cascade and delete every child row.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        before = MigrationContext.configure(connection).get_current_revision()
+        connection.commit()
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+        if sqlite and before is not None and before < ENCRYPTING_REVISION:
+            # The plain text that revision encrypted may linger in free pages and the WAL.
+            connection.exec_driver_sql("VACUUM")
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.commit()

@@ -15,12 +15,13 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.db.crypto import EncryptedText
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,14 +64,16 @@ class Patient(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
-    first_name: Mapped[str | None] = mapped_column(String(128))
+    first_name: Mapped[str | None] = mapped_column(EncryptedText())
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     timezone: Mapped[str | None] = mapped_column(String(64))
     # Quiet hours as minutes after local midnight; both NULL means "off".
     quiet_start_minute: Mapped[int | None] = mapped_column(SmallInteger)
     quiet_end_minute: Mapped[int | None] = mapped_column(SmallInteger)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    pending_intention: Mapped[str | None] = mapped_column(Text)
+    pending_intention: Mapped[str | None] = mapped_column(EncryptedText())
+    # ISO 3166 code for crisis resources; NULL: the time zone's country.
+    country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -85,7 +88,7 @@ class Treatment(Base):
     number: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     timezone: Mapped[str] = mapped_column(String(64))
-    intention: Mapped[str | None] = mapped_column(Text)
+    intention: Mapped[str | None] = mapped_column(EncryptedText())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -173,7 +176,7 @@ class Entry(Base):
         ForeignKey("scheduled_prompts.id", ondelete="SET NULL")
     )
     kind: Mapped[str] = mapped_column(String(16), default=EntryKind.TEXT)
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(EncryptedText())
     scale_value: Mapped[int | None] = mapped_column(SmallInteger)
     file_id: Mapped[str | None] = mapped_column(String(256))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
