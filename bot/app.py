@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
@@ -19,6 +20,7 @@ from bot.handlers import register_handlers
 from bot.keys import open_cipher
 from bot.render import Renderer
 from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
+from bot.rights import purge_before
 from bot.schedule import load_schedule
 from bot.updates import ChatOrderedUpdateProcessor
 
@@ -38,10 +40,13 @@ MENU = (
     "quiet",
     "pause",
     "resume",
+    "privacy",
+    "delete",
     "help",
     "start",
 )
 DISPATCH_JOB = "dispatch"
+RETENTION_JOB = "retention"
 
 CompanionApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -75,6 +80,17 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
 
 
+async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Once a day: delete journal content older than RETENTION_DAYS."""
+    res = companion(context)
+    days = res.settings.retention_days
+    if days is None:
+        return
+    with res.sessions.begin() as session:
+        removed = purge_before(session, res.clock() - timedelta(days=days))
+    log.info("retention: removed %s rows older than %s days", removed, days)
+
+
 async def post_init(app: CompanionApp) -> None:
     res: Companion = app.bot_data[BOT_DATA_KEY]
     await app.bot.set_my_commands(
@@ -88,6 +104,10 @@ async def post_init(app: CompanionApp) -> None:
             name=DISPATCH_JOB,
             job_kwargs={"max_instances": 1, "coalesce": True},
         )
+        if res.settings.retention_days is not None:
+            app.job_queue.run_repeating(
+                retention_job, interval=timedelta(days=1), first=60, name=RETENTION_JOB
+            )
 
 
 async def post_shutdown(app: CompanionApp) -> None:

@@ -17,6 +17,9 @@ MOOD_PREFIX = "mood:"
 FILE_PREFIX = "file:"
 TREATMENT_PREFIX = "jtreat:"
 WEEKLY_ON = "weekly:on"
+DELETE_PREFIX = "delete:"
+DELETE_YES = "delete:yes"
+DELETE_NO = "delete:no"
 SEARCH_PREFIX = "jsearch:"
 # Telegram allows 64 bytes of callback data; a search's paging buttons carry its words.
 MAX_SEARCH_BYTES = 64 - len(SEARCH_PREFIX) - len("999:")
@@ -138,4 +141,13 @@ def search_keyboard(
 def weekly_offer_keyboard(companion: Companion) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(companion.label("weekly_yes"), callback_data=WEEKLY_ON)]]
+    )
+
+
+def delete_keyboard(companion: Companion) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(companion.label("delete_yes"), callback_data=DELETE_YES)],
+            [InlineKeyboardButton(companion.label("delete_no"), callback_data=DELETE_NO)],
+        ]
     )

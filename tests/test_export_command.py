@@ -86,7 +86,8 @@ async def test_it_says_when_there_is_nothing_to_export(agreed: Harness, alice: T
         "There's nothing in your journal to export yet."
     ]
     assert await agreed.send(alice, "/export abc") == [
-        "You can send /export for your whole journal, or /export 30 for the last 30 days."
+        "You can send /export for your whole journal, /export 30 for the last 30 days, or "
+        "/export data for everything I keep about you, as a JSON file."
     ]
 
 

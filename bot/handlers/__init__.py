@@ -19,12 +19,14 @@ from bot.handlers import (
     journal,
     mood,
     onboarding,
+    privacy,
     recap,
     settings,
     treatments,
 )
 from bot.keyboards import (
     CONSENT_AGREE,
+    DELETE_PREFIX,
     FILE_PREFIX,
     JOURNAL_PREFIX,
     MOOD_PREFIX,
@@ -57,6 +59,8 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "mood": mood.mood,
         "recap": recap.recap,
         "export": export.export,
+        "privacy": privacy.privacy,
+        "delete": privacy.delete,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))
@@ -69,6 +73,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(journal.treatment_button, pattern=f"^{TREATMENT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(mood.mood_button, pattern=f"^{MOOD_PREFIX}"))
     app.add_handler(CallbackQueryHandler(recap.weekly_button, pattern=f"^{WEEKLY_ON}$"))
+    app.add_handler(CallbackQueryHandler(privacy.delete_button, pattern=f"^{DELETE_PREFIX}"))
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))
 
     # After the known commands: any other command is unknown, not a journal entry.

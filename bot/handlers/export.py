@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,9 +15,10 @@ from telegram.ext import ContextTypes
 from bot.chart import MoodPoint, TreatmentMark, mood_chart_png
 from bot.export import write_markdown, write_pdf
 from bot.export_data import ExportData, collect_export
-from bot.handlers.common import from_patient, the_patient
+from bot.handlers.common import FromPatient, from_patient, the_patient
 from bot.patients import zone_of
 from bot.resources import Companion
+from bot.rights import personal_data
 
 MAX_EXPORT_DAYS = 3650
 
@@ -54,12 +56,29 @@ def write_files(res: Companion, data: ExportData, folder: Path, zone: ZoneInfo) 
     return [markdown, pdf]
 
 
+async def send_personal_data(incoming: FromPatient) -> None:
+    """Everything stored about the patient, as a JSON file (its shape is in the README)."""
+    res = incoming.res
+    now = res.clock()
+    with res.sessions.begin() as session:
+        data = personal_data(session, the_patient(session, incoming.user_id), now)
+    content = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+    await incoming.message.reply_document(
+        content,
+        filename=f"integration-companion-data-{now:%Y-%m-%d}.json",
+        caption=res.label("export_caption_json"),
+    )
+
+
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export (everything) or /export 30 (the last 30 days): a Markdown file and a PDF."""
     incoming = await from_patient(update, context)
     if incoming is None:
         return
     res, message, args = incoming.res, incoming.message, context.args or []
+    if [arg.lower() for arg in args] == ["data"]:
+        await send_personal_data(incoming)
+        return
     days = int(args[0]) if len(args) == 1 and args[0].isdigit() else None
     if args and (days is None or not 1 <= days <= MAX_EXPORT_DAYS):
         await message.reply_html(res.texts.render("export.html", outcome="usage"))
