@@ -140,5 +140,5 @@ async def test_it_carries_a_patient_through_a_short_schedule_across_a_kill(
     for step in ("Step one", "Step two", "Step three", "Step four"):
         assert len([r for r in fake.sent(alice.id) if step in (r.text or "")]) == 1, step
     log = (process.workdir / "bot.log").read_text()
-    for private in ("Calm and warm", "It did", "Trust the process", fake.token):
+    for private in ("Calm and warm", "It did", "Trust the process", "Alice", fake.token):
         assert private not in log
