@@ -5,19 +5,22 @@ from __future__ import annotations
 import logging
 import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
-from bot.config import Settings
+from bot.config import DEFAULT_PROMPTS_DIR, Settings
+from bot.crisis import load_resources
 from bot.db.crypto import use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_db_engine, create_session_factory
 from bot.dispatch import dispatch_due
 from bot.handlers import register_handlers
 from bot.keys import open_cipher
+from bot.prompt_folder import CRISIS_RESOURCES
 from bot.render import Renderer
 from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.rights import purge_before
@@ -40,6 +43,8 @@ MENU = (
     "quiet",
     "pause",
     "resume",
+    "crisis",
+    "country",
     "privacy",
     "delete",
     "help",
@@ -49,6 +54,12 @@ DISPATCH_JOB = "dispatch"
 RETENTION_JOB = "retention"
 
 CompanionApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def crisis_resources_path(prompts_dir: Path) -> Path:
+    """The operator's crisis resources in PROMPTS_DIR, else the ones this repository ships."""
+    own = prompts_dir / CRISIS_RESOURCES
+    return own if own.is_file() else DEFAULT_PROMPTS_DIR / CRISIS_RESOURCES
 
 
 def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
@@ -62,6 +73,7 @@ def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
         schedule=load_schedule(settings.prompts_dir),
         texts=Renderer(),
         prompts=Renderer(settings.prompts_dir),
+        crisis=load_resources(crisis_resources_path(settings.prompts_dir)),
         clock=clock,
     )
 

@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, TemplateError, TemplateSyntaxError, meta
 
+from bot.crisis import load_resources
 from bot.localtime import DEFAULT_QUIET_HOURS, defer_past_quiet_hours, format_clock, format_day
 from bot.messages import TELEGRAM_LIMIT, telegram_html_problems, visible_length
 from bot.render import make_environment
 from bot.schedule import Schedule, ScheduleError, Step, load_schedule, step_due_at
 from bot.treatments import MAX_INTENTION_LENGTH
 
+CRISIS_RESOURCES = "crisis_resources.toml"
 PROMPT_VARIABLES = frozenset(
     {
         "first_name",
@@ -85,6 +87,12 @@ def check_folder(folder: Path) -> list[str]:
     for path in sorted(folder.glob("*.html")):
         if path.name not in used:
             problems.append(f"{path.name}: not used by any step")
+    resources = folder / CRISIS_RESOURCES
+    if resources.exists():
+        try:
+            load_resources(resources)
+        except ValueError as exc:
+            problems += str(exc).splitlines()
     return problems
 
 

@@ -12,6 +12,7 @@ from weakref import WeakValueDictionary
 from telegram.ext import CallbackContext
 
 from bot.config import Settings
+from bot.crisis import CrisisResources
 from bot.db.session import SessionFactory
 from bot.render import Renderer
 from bot.schedule import Schedule
@@ -31,6 +32,7 @@ class Companion:
     schedule: Schedule
     texts: Renderer  # the bot's own messages (bot/templates)
     prompts: Renderer  # the clinic's prompt templates (PROMPTS_DIR)
+    crisis: CrisisResources
     clock: Clock
     # One lock per chat, held by the handling of each update and by the sending of a prompt,
     # so a reply racing the prompt it answers waits until that prompt is recorded as sent.

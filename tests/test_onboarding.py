@@ -101,6 +101,8 @@ async def test_it_lists_every_command_in_help_and_the_menu(bot: Harness, alice: 
         "quiet",
         "pause",
         "resume",
+        "crisis",
+        "country",
         "privacy",
         "delete",
         "help",

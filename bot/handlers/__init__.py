@@ -13,6 +13,7 @@ from telegram.ext import (
 )
 
 from bot.handlers import (
+    crisis,
     errors,
     export,
     fallback,
@@ -45,6 +46,17 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(
         MessageHandler(~filters.ChatType.PRIVATE & filters.UpdateType.MESSAGES, fallback.group)
     )
+    # Before everything else, in its own group so the usual handling still follows: a message
+    # that sounds like a crisis gets resources at once, and is then saved as usual.
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE
+            & filters.UpdateType.MESSAGES
+            & (filters.TEXT | filters.CAPTION),
+            crisis.crisis_check,
+        ),
+        group=-1,
+    )
 
     commands = {
         "start": onboarding.start,
@@ -60,6 +72,8 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "recap": recap.recap,
         "export": export.export,
         "privacy": privacy.privacy,
+        "crisis": crisis.crisis,
+        "country": crisis.country,
         "delete": privacy.delete,
     }
     for name, callback in commands.items():

@@ -1,0 +1,82 @@
+"""Crisis language gets resources at once, before anything else; /crisis and /country."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.crisis import country_of_timezone, is_country_code, is_crisis
+from bot.db import queries
+from bot.handlers.common import from_patient, the_patient
+from bot.resources import Companion, companion
+
+log = logging.getLogger(__name__)
+
+
+def country_for(res: Companion, telegram_user_id: int) -> str | None:
+    """The patient's /country, else their time zone's country, else the default zone's."""
+    with res.sessions.begin() as session:
+        patient = queries.patient_by_user(session, telegram_user_id)
+        chosen = patient.country if patient and patient.consented_at else None
+        zone = (patient.timezone if patient else None) or res.settings.default_timezone
+    return chosen or country_of_timezone(zone)
+
+
+def render_resources(res: Companion, template: str, country: str | None) -> str:
+    return res.texts.render(template, resources=res.crisis.for_country(country))
+
+
+async def crisis_check(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs before every other handler: a message that sounds like a crisis gets resources."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    text = message.text or message.caption
+    if not text or not is_crisis(text):
+        return
+    res = companion(context)
+    await message.reply_html(render_resources(res, "crisis.html", country_for(res, user.id)))
+    log.info("sent crisis resources to chat %s", message.chat_id)
+
+
+async def crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/crisis: who to reach right now, any time."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    res = companion(context)
+    country = country_for(res, user.id)
+    await message.reply_html(render_resources(res, "crisis_info.html", country))
+
+
+async def country(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/country GB sets the country for crisis resources; /country auto follows the time zone."""
+    incoming = await from_patient(update, context)
+    if incoming is None:
+        return
+    res = incoming.res
+    given = "".join(context.args or []).strip().upper()
+    with res.sessions.begin() as session:
+        patient = the_patient(session, incoming.user_id)
+        if given == "AUTO":
+            patient.country = None
+            outcome = "auto"
+        elif given and is_country_code(given):
+            patient.country = given
+            outcome = "set"
+        else:
+            outcome = "invalid" if given else "current"
+        chosen = patient.country
+        zone = patient.timezone or res.settings.default_timezone
+    await incoming.message.reply_html(
+        res.texts.render(
+            "country.html",
+            outcome=outcome,
+            given=given[:20],
+            country=chosen,
+            zone_country=country_of_timezone(zone),
+            timezone=zone,
+        )
+    )
