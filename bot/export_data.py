@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import queries
 from bot.db.models import Entry, EntryKind, Patient
-from bot.journal import prompt_state
+from bot.journal import gather_treatment, prompt_state
 from bot.patients import zone_of
 from bot.schedule import Schedule
 from bot.text import step_title
@@ -89,21 +89,12 @@ def collect_export(
         if t.occurred_at <= now
         and (start is None or t.occurred_at >= start or t.id in by_treatment)
     ]
-    order = {step.key: index for index, step in enumerate(schedule.steps)}
     exported = []
     for treatment in treatments:
-        own = by_treatment.pop(treatment.id, [])
-        prompts = sorted(
-            queries.prompts_of_treatment(session, treatment.id),
-            key=lambda p: (order.get(p.step_key, len(order)), p.id),
+        gathered = gather_treatment(
+            session, treatment, by_treatment.pop(treatment.id, []), schedule
         )
-        answers: dict[int, list[Entry]] = {p.id: [] for p in prompts}
-        others = []
-        for row in own:
-            if row.prompt_id in answers:
-                answers[row.prompt_id].append(row)
-            else:
-                others.append(row)
+        others = gathered.entries
         exported.append(
             ExportTreatment(
                 number=treatment.number,
@@ -113,10 +104,10 @@ def collect_export(
                     ExportPrompt(
                         title=step_title(schedule, prompt.step_key),
                         sent_at=prompt.sent_at.astimezone(zone) if prompt.sent_at else None,
-                        status=prompt_state(prompt, answers[prompt.id]),
-                        answers=[entry(row) for row in answers[prompt.id]],
+                        status=prompt_state(prompt, answers),
+                        answers=[entry(row) for row in answers],
                     )
-                    for prompt in prompts
+                    for prompt, answers in gathered.prompts
                 ],
                 moods=[entry(row) for row in others if row.kind == EntryKind.MOOD],
                 entries=[entry(row) for row in others if row.kind != EntryKind.MOOD],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -334,27 +335,35 @@ class TreatmentJournal:
     entries: list[Entry]  # free entries and moods of its integration period
 
 
-def treatment_journal(
-    session: Session, patient: Patient, number: int, schedule: Schedule
-) -> TreatmentJournal | None:
-    treatment = queries.treatment_by_number(session, patient.id, number)
-    if treatment is None:
-        return None
+def gather_treatment(
+    session: Session, treatment: Treatment, entries: Sequence[Entry], schedule: Schedule
+) -> TreatmentJournal:
+    """A treatment's prompts in schedule order, each with its answers among `entries`."""
     order = {step.key: index for index, step in enumerate(schedule.steps)}
     prompts = sorted(
         queries.prompts_of_treatment(session, treatment.id),
         key=lambda p: (order.get(p.step_key, len(order)), p.id),
     )
     answers: dict[int, list[Entry]] = {p.id: [] for p in prompts}
-    entries = []
-    for entry in queries.entries_of_treatment(session, treatment.id):
+    others = []
+    for entry in entries:
         if entry.prompt_id in answers:
             answers[entry.prompt_id].append(entry)
         else:
-            entries.append(entry)
+            others.append(entry)
     return TreatmentJournal(
-        treatment=treatment, prompts=[(p, answers[p.id]) for p in prompts], entries=entries
+        treatment=treatment, prompts=[(p, answers[p.id]) for p in prompts], entries=others
     )
+
+
+def treatment_journal(
+    session: Session, patient: Patient, number: int, schedule: Schedule
+) -> TreatmentJournal | None:
+    treatment = queries.treatment_by_number(session, patient.id, number)
+    if treatment is None:
+        return None
+    entries = queries.entries_of_treatment(session, treatment.id)
+    return gather_treatment(session, treatment, entries, schedule)
 
 
 def prompt_state(prompt: ScheduledPrompt, answers: list[Entry]) -> str:

@@ -31,6 +31,14 @@ def consent_keyboard(companion: Companion) -> InlineKeyboardMarkup:
     )
 
 
+def callback_number(data: str, prefix: str) -> int | None:
+    """The number after `prefix` in callback data ("journal:3", "jsearch:2:words"), or None."""
+    try:
+        return int(data.removeprefix(prefix).split(":", 1)[0])
+    except ValueError:
+        return None
+
+
 def prompt_callback(prompt_id: int, action: PromptAction, value: int | None = None) -> str:
     suffix = "" if value is None else f":{value}"
     return f"{PROMPT_PREFIX}{action}:{prompt_id}{suffix}"

@@ -44,6 +44,7 @@ from bot.keyboards import (
     MAX_SEARCH_BYTES,
     SEARCH_PREFIX,
     TREATMENT_PREFIX,
+    callback_number,
     journal_keyboard,
     search_keyboard,
 )
@@ -269,20 +270,13 @@ async def edit_in_place(
             raise
 
 
-def page_number(data: str, prefix: str) -> int | None:
-    try:
-        return int(data.removeprefix(prefix).split(":", 1)[0])
-    except ValueError:
-        return None
-
-
 async def journal_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Turn the page of a /journal message in place."""
     pressed = await pressed_by_patient(update, context)
     if pressed is None:
         return
     query, res = pressed.query, pressed.res
-    page = page_number(query.data or "", JOURNAL_PREFIX)
+    page = callback_number(query.data or "", JOURNAL_PREFIX)
     if page is None:
         await query.answer(res.label("bad_button"))
         return
@@ -297,7 +291,7 @@ async def search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     query, res = pressed.query, pressed.res
     data = query.data or ""
-    page = page_number(data, SEARCH_PREFIX)
+    page = callback_number(data, SEARCH_PREFIX)
     words = data.removeprefix(SEARCH_PREFIX).partition(":")[2].split()
     if page is None or not words:
         await query.answer(res.label("bad_button"))
@@ -312,7 +306,7 @@ async def treatment_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if pressed is None:
         return
     query, res = pressed.query, pressed.res
-    number = page_number(query.data or "", TREATMENT_PREFIX)
+    number = callback_number(query.data or "", TREATMENT_PREFIX)
     if number is None or not isinstance(query.message, Message):
         await query.answer(res.label("bad_button"))
         return
@@ -326,10 +320,7 @@ async def file_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if pressed is None:
         return
     query, res = pressed.query, pressed.res
-    try:
-        entry_id = int((query.data or "").removeprefix(FILE_PREFIX))
-    except ValueError:
-        entry_id = 0
+    entry_id = callback_number(query.data or "", FILE_PREFIX) or 0
     with res.sessions.begin() as session:
         patient = the_patient(session, pressed.user_id)
         entry = queries.entry_of(session, patient.id, entry_id)

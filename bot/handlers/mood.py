@@ -7,7 +7,7 @@ from telegram.ext import ContextTypes
 
 from bot.handlers.common import from_patient, pressed_by_patient, the_patient
 from bot.journal import SCALE, record_mood
-from bot.keyboards import MOOD_PREFIX, mood_keyboard
+from bot.keyboards import MOOD_PREFIX, callback_number, mood_keyboard
 
 
 async def mood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -26,11 +26,8 @@ async def mood_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if pressed is None:
         return
     query, res = pressed.query, pressed.res
-    try:
-        value = int((query.data or "").removeprefix(MOOD_PREFIX))
-    except ValueError:
-        value = 0
-    if value not in SCALE:
+    value = callback_number(query.data or "", MOOD_PREFIX)
+    if value is None or value not in SCALE:
         await query.answer(res.label("bad_button"))
         return
     with res.sessions.begin() as session:
