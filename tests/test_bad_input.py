@@ -111,7 +111,7 @@ async def test_it_refuses_a_button_for_another_patients_prompt(
     # Bob forges the data of Alice's prompt on a message of his own.
     done = await bot.press(bob, bobs_message.message_id, "prompt:skip:1")
     toast = next(r for r in done if r.method == "answerCallbackQuery")
-    assert toast.params["text"] == "This button belongs to someone else's message."
+    assert toast.params["text"] == "That button no longer works. Try the command again."
     with bot.session() as session:
         assert session.get_one(ScheduledPrompt, 1).status == "sent"
 

@@ -66,7 +66,8 @@ async def test_it_stores_a_scale_answer_from_a_button(agreed: Harness, alice: Tg
     )
     # A second press (a double tap) stores nothing more.
     again = await bot.press(alice, prompt.message_id, "prompt:scale:1:9")
-    assert "closed" in next(r for r in again if r.method == "answerCallbackQuery").params["text"]
+    toast = next(r for r in again if r.method == "answerCallbackQuery")
+    assert toast.params["text"] == "That button no longer works. Try the command again."
     with bot.session() as session:
         entries = session.scalars(select(Entry)).all()
         assert [(e.scale_value, e.text, e.prompt_id) for e in entries] == [(7, None, 1)]

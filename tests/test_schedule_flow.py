@@ -156,7 +156,7 @@ async def test_it_keeps_a_prompt_answerable_until_the_next_one_arrives(
     ]
     pressed = await bot.press(alice, checkin.message_id, "prompt:skip:1")
     toast = next(r for r in pressed if r.method == "answerCallbackQuery")
-    assert "closed" in toast.params["text"]
+    assert toast.params["text"] == "That button no longer works. Try the command again."
     with bot.session() as session:
         entries = session.scalars(select(Entry).order_by(Entry.id)).all()
         assert [(e.text, e.prompt_id) for e in entries] == [

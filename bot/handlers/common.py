@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 from telegram import CallbackQuery, Message, Update
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.db import queries
@@ -71,6 +72,30 @@ def pressed_in_own_chat(query: CallbackQuery) -> bool:
     return message is not None and message.chat.id == query.from_user.id
 
 
+def button_still_there(query: CallbackQuery) -> bool:
+    """Whether the message still carries a button with this data.
+
+    Callback data is never trusted: a forged press, or a stale one on a message whose buttons
+    are gone (a double tap, an answered prompt), changes nothing.
+    """
+    message = query.message
+    markup = message.reply_markup if isinstance(message, Message) else None
+    if markup is None:
+        return False
+    return any(
+        button.callback_data == query.data for row in markup.inline_keyboard for button in row
+    )
+
+
+async def remove_buttons(query: CallbackQuery) -> None:
+    """Take the buttons off the pressed message; already gone is fine."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+
+
 async def pressed_by_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Pressed | None:
     """A button press from an agreed patient in their own chat; otherwise say why not."""
     query = update.callback_query
@@ -79,6 +104,9 @@ async def pressed_by_patient(update: Update, context: ContextTypes.DEFAULT_TYPE)
     res = companion(context)
     if not pressed_in_own_chat(query):
         await query.answer(res.label("not_yours"), show_alert=True)
+        return None
+    if not button_still_there(query):
+        await query.answer(res.label("bad_button"))
         return None
     with res.sessions.begin() as session:
         agreed = consented_patient(session, query.from_user.id) is not None

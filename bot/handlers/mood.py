@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient, pressed_by_patient, the_patient
+from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
 from bot.journal import SCALE, record_mood
 from bot.keyboards import MOOD_PREFIX, callback_number, mood_keyboard
 
@@ -36,6 +36,6 @@ async def mood_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         chat_id = patient.chat_id
     await query.answer(res.label("scale_saved", value=value))
     # One answer per question: the buttons go, so a double tap cannot count twice.
-    await query.edit_message_reply_markup(reply_markup=None)
+    await remove_buttons(query)
     text = res.texts.render("mood_saved.html", value=value, prompt_title="")
     await context.bot.send_message(chat_id, text)

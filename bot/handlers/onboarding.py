@@ -5,7 +5,12 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import consented_patient, pressed_in_own_chat
+from bot.handlers.common import (
+    button_still_there,
+    consented_patient,
+    pressed_in_own_chat,
+    remove_buttons,
+)
 from bot.keyboards import consent_keyboard
 from bot.localtime import TIMEZONE_EXAMPLES
 from bot.patients import give_consent, quiet_hours_of, start_pending
@@ -47,6 +52,9 @@ async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not pressed_in_own_chat(query):
         await query.answer(res.label("not_yours"), show_alert=True)
         return
+    if not button_still_there(query):
+        await query.answer(res.label("bad_button"))
+        return
     with res.sessions.begin() as session:
         patient = start_pending(session, user.id, user.id, res.clock())
         newly = give_consent(patient, user.first_name, res.clock())
@@ -55,7 +63,7 @@ async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await query.answer(res.label("consent_recorded" if newly else "consent_already"))
     if not newly:
         return
-    await query.edit_message_reply_markup(reply_markup=None)
+    await remove_buttons(query)
     await context.bot.send_message(
         patient.chat_id,
         res.texts.render(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient, pressed_by_patient, the_patient
+from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
 from bot.keyboards import DELETE_YES, delete_keyboard
 from bot.resources import companion
 from bot.rights import delete_patient
@@ -43,7 +43,7 @@ async def delete_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         with res.sessions.begin() as session:
             delete_patient(session, the_patient(session, pressed.user_id))
     await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await remove_buttons(query)
     outcome = "done" if confirmed else "kept"
     text = res.texts.render("delete.html", outcome=outcome)
     await context.bot.send_message(pressed.user_id, text)

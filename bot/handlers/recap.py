@@ -6,7 +6,13 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.db.models import Patient, WeeklyRecap
-from bot.handlers.common import FromPatient, from_patient, pressed_by_patient, the_patient
+from bot.handlers.common import (
+    FromPatient,
+    from_patient,
+    pressed_by_patient,
+    remove_buttons,
+    the_patient,
+)
 from bot.localtime import WEEKDAY_NAMES, format_relative, parse_clock, parse_weekday
 from bot.outbox import send_recap
 from bot.patients import zone_of
@@ -105,5 +111,5 @@ async def weekly_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         view = describe_weekly(res, patient, weekly)
         chat_id = patient.chat_id
     await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await remove_buttons(query)
     await context.bot.send_message(chat_id, res.texts.render("weekly.html", outcome="on", **view))

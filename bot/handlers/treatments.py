@@ -9,7 +9,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.handlers.common import from_patient, pressed_by_patient, the_patient
+from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
 from bot.keyboards import parse_prompt_callback, weekly_offer_keyboard
 from bot.localtime import (
@@ -151,7 +151,7 @@ async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     else:
         await query.answer(res.label("scale_saved", value=value))
     try:
-        await query.edit_message_reply_markup(reply_markup=None)
+        await remove_buttons(query)
     except TelegramError:
         log.warning("could not remove the buttons of prompt %s", prompt_id)
     if action is PromptAction.SCALE:
