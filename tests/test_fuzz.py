@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -117,7 +118,7 @@ async def send_random(bot: Harness, rng: random.Random, user: TgUser, secret: st
             await bot.press(user, target.message_id, data)
     elif roll < 0.9:
         kind = rng.choice(["sticker", "voice", "photo", "location", "contact"])
-        fields = {
+        options: dict[str, dict[str, Any]] = {
             "sticker": {
                 "sticker": {
                     "file_id": "s",
@@ -136,8 +137,8 @@ async def send_random(bot: Harness, rng: random.Random, user: TgUser, secret: st
             },
             "location": {"location": {"latitude": 1.0, "longitude": 2.0}},
             "contact": {"contact": {"phone_number": "1", "first_name": "Z"}},
-        }[kind]
-        await bot.send_update(user, **fields)
+        }
+        await bot.send_update(user, **options[kind])
     else:
         bot.clock.advance(timedelta(hours=rng.randint(1, 30)))
         await bot.dispatch()
