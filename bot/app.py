@@ -11,6 +11,7 @@ from typing import Any
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.request import HTTPXRequest
 
 from bot.config import DEFAULT_PROMPTS_DIR, Settings
 from bot.crisis import load_resources
@@ -19,6 +20,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_db_engine, create_session_factory
 from bot.dispatch import dispatch_due
 from bot.handlers import register_handlers
+from bot.inbox import Inbox, InboxBot
 from bot.keys import open_cipher
 from bot.prompt_folder import CRISIS_RESOURCES
 from bot.render import Renderer
@@ -51,7 +53,9 @@ MENU = (
     "start",
 )
 DISPATCH_JOB = "dispatch"
-RETENTION_JOB = "retention"
+MAINTENANCE_JOB = "maintenance"
+# Handled updates are remembered this long, to recognise a redelivery of the same update.
+INBOX_MEMORY = timedelta(days=2)
 
 CompanionApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -92,9 +96,11 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
 
 
-async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Once a day: delete journal content older than RETENTION_DAYS."""
+async def maintenance_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Once a day: forget old handled updates; delete content older than RETENTION_DAYS."""
     res = companion(context)
+    if isinstance(context.bot, InboxBot):
+        context.bot.inbox.prune(res.clock() - INBOX_MEMORY)
     days = res.settings.retention_days
     if days is None:
         return
@@ -105,6 +111,10 @@ async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def post_init(app: CompanionApp) -> None:
     res: Companion = app.bot_data[BOT_DATA_KEY]
+    if isinstance(app.bot, InboxBot):
+        # Stored before a crash but never handled: these go first, in order.
+        for pending in app.bot.inbox.unhandled(app.bot):
+            await app.update_queue.put(pending)
     await app.bot.set_my_commands(
         [BotCommand(name, res.label(f"command_{name}")) for name in MENU]
     )
@@ -116,10 +126,9 @@ async def post_init(app: CompanionApp) -> None:
             name=DISPATCH_JOB,
             job_kwargs={"max_instances": 1, "coalesce": True},
         )
-        if res.settings.retention_days is not None:
-            app.job_queue.run_repeating(
-                retention_job, interval=timedelta(days=1), first=60, name=RETENTION_JOB
-            )
+        app.job_queue.run_repeating(
+            maintenance_job, interval=timedelta(days=1), first=60, name=MAINTENANCE_JOB
+        )
 
 
 async def post_shutdown(app: CompanionApp) -> None:
@@ -132,17 +141,22 @@ async def post_shutdown(app: CompanionApp) -> None:
 def build_application(companion_: Companion) -> CompanionApp:
     """The Application that runs the bot; tests build the same one against a fake Bot API."""
     settings = companion_.settings
+    inbox = Inbox(companion_.sessions, companion_.clock)
+    bot = InboxBot(
+        settings.telegram_bot_token.get_secret_value(),
+        inbox=inbox,
+        base_url=settings.telegram_api_base_url,
+        defaults=Defaults(
+            parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+        ),
+        # As ApplicationBuilder would: a pool for sending, and one connection for long polling.
+        request=HTTPXRequest(connection_pool_size=256),
+        get_updates_request=HTTPXRequest(),
+    )
     builder = (
         ApplicationBuilder()
-        .token(settings.telegram_bot_token.get_secret_value())
-        .base_url(settings.telegram_api_base_url)
-        .defaults(
-            Defaults(
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-            )
-        )
-        .concurrent_updates(ChatOrderedUpdateProcessor(companion_.chat_lock))
+        .bot(bot)
+        .concurrent_updates(ChatOrderedUpdateProcessor(companion_.chat_lock, inbox))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )

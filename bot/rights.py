@@ -9,7 +9,15 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from bot.db import queries
-from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt, Treatment, WeeklyRecap
+from bot.db.models import (
+    Entry,
+    InboxUpdate,
+    Patient,
+    PromptStatus,
+    ScheduledPrompt,
+    Treatment,
+    WeeklyRecap,
+)
 
 EXPORT_FORMAT = "integration-companion/personal-data/1"
 
@@ -99,6 +107,7 @@ def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str
 
 def delete_patient(session: Session, patient: Patient) -> None:
     """Delete every row about the patient; the database cascades to everything that names them."""
+    session.execute(delete(InboxUpdate).where(InboxUpdate.chat_id == patient.chat_id))
     session.execute(delete(Patient).where(Patient.id == patient.id))
 
 

@@ -142,3 +142,34 @@ async def test_it_carries_a_patient_through_a_short_schedule_across_a_kill(
     log = (process.workdir / "bot.log").read_text()
     for private in ("Calm and warm", "It did", "Trust the process", "Alice", fake.token):
         assert private not in log
+
+
+async def test_it_handles_an_update_confirmed_but_cut_off_by_a_crash(
+    fake: FakeTelegram, process: BotProcess, alice: TgUser
+):
+    await process.start()
+    fake.text_update(alice, "/start")
+    [welcome] = await fake.wait_for(to(alice.id, "Do you agree?"), timeout=TIMEOUT)
+    fake.callback_update(alice, welcome.message_id, CONSENT_AGREE)
+    await fake.wait_for(to(alice.id, "Your journal is ready"), timeout=TIMEOUT)
+
+    # The crisis reply comes first and is held; the entry is not saved yet when the bot dies.
+    release = fake.hold("sendMessage")
+    fake.text_update(alice, "honestly I don't see the point of going on anymore")
+    polls = fake.poll_count
+    await fake.wait_for(to(alice.id, "I'm really glad you told me"), timeout=TIMEOUT)
+    await fake.wait_polled_after(polls, timeout=TIMEOUT)  # Telegram has been told it arrived
+    await process.kill()
+    release.set()
+
+    await process.start()
+    await fake.wait_for(to(alice.id, "Saved in your journal."), timeout=TIMEOUT)
+    fake.text_update(alice, "/journal")
+    [page] = await fake.wait_for(to(alice.id, "<b>Your journal</b>"), timeout=TIMEOUT)
+    assert (page.text or "").count("the point of going on") == 1
+    texts = [r.text or "" for r in fake.sent(alice.id)]
+    assert texts.count("Saved in your journal.") == 1
+    # The one reply that went out before the crash is sent again: the small window of a
+    # message Telegram accepted just before the process died.
+    assert sum(t.startswith("I'm really glad you told me") for t in texts) == 2
+    assert await process.terminate() == 0

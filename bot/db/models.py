@@ -210,3 +210,29 @@ class WeeklyRecap(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class InboxUpdate(Base):
+    """A Telegram update, written before Telegram is told it arrived, until it is handled.
+
+    The raw update (encrypted: it holds the patient's words) is cleared once handled; the row
+    stays a while so that a redelivery of the same update_id is recognised and skipped.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        Index(
+            "ix_inbox_unhandled",
+            "update_id",
+            sqlite_where=text("handled_at IS NULL"),
+            postgresql_where=text("handled_at IS NULL"),
+        ),
+        Index("ix_inbox_chat_id", "chat_id"),
+        Index("ix_inbox_received_at", "received_at"),
+    )
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    raw: Mapped[str | None] = mapped_column(EncryptedText())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from telegram import Update
-from telegram.ext import ContextTypes, TypeHandler
+from telegram.ext import BaseUpdateProcessor
 
 from bot.app import CompanionApp, build_application, build_companion
 from bot.config import Settings
@@ -19,8 +21,6 @@ from bot.keyboards import CONSENT_AGREE
 from bot.resources import Companion
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
 
-# After every handler group: marks an update as fully handled.
-DONE_GROUP = 1000
 WAIT = 10.0
 
 
@@ -51,12 +51,14 @@ class Harness:
         self.app: CompanionApp | None = None
         self._handled: dict[int, asyncio.Event] = {}
         self.dispatched: list[ApiRequest] = []  # every message a dispatch tick sent
+        self.handled_counts: Counter[int] = Counter()  # how often each update went through
+        self._counted = asyncio.Condition()
         self.last_update_id = 0
 
     async def start(self) -> None:
         self.companion = build_companion(self.settings, clock=self.clock)
         self.app = build_application(self.companion)
-        self.app.add_handler(TypeHandler(Update, self._mark_handled), group=DONE_GROUP)
+        self._track_handling(self.app.update_processor)
         await self.app.initialize()
         # run_polling() calls the lifecycle hooks itself; starting piecewise, we do it.
         if self.app.post_init is not None:
@@ -81,8 +83,28 @@ class Harness:
         await self.stop()
         await self.start()
 
-    async def _mark_handled(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
-        self._handled.setdefault(update.update_id, asyncio.Event()).set()
+    def _track_handling(self, processor: BaseUpdateProcessor) -> None:
+        """Know when each update is done, handled or skipped, to wait for it without sleeping."""
+        process = processor.do_process_update
+
+        async def tracked(update: object, coroutine: Awaitable[Any]) -> None:
+            try:
+                await process(update, coroutine)
+            finally:
+                if isinstance(update, Update):
+                    self._handled.setdefault(update.update_id, asyncio.Event()).set()
+                    async with self._counted:
+                        self.handled_counts[update.update_id] += 1
+                        self._counted.notify_all()
+
+        processor.do_process_update = tracked  # type: ignore[method-assign]
+
+    async def wait_handled_times(self, update_id: int, times: int) -> None:
+        """Until the update has gone through the processor `times` times (handled or skipped)."""
+        async with self._counted:
+            await asyncio.wait_for(
+                self._counted.wait_for(lambda: self.handled_counts[update_id] >= times), WAIT
+            )
 
     async def wait_handled(self, update_id: int) -> None:
         """Until the bot has run every handler group for this update."""

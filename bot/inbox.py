@@ -1,0 +1,109 @@
+"""The durable inbox: no update is lost between Telegram and the handlers.
+
+python-telegram-bot confirms a batch of updates to Telegram with its next getUpdates call,
+before the batch has been handled; a crash in between would lose them. InboxBot writes every
+update it receives to the database before returning it, so by the time Telegram is told, the
+update is safe. The update processor skips updates already handled and marks each one handled
+once its handlers have run; at start, what was stored but not handled is handled first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from telegram import Bot, Update
+from telegram.ext import ExtBot
+
+from bot.db.models import InboxUpdate
+from bot.db.session import SessionFactory
+from bot.resources import Clock
+
+log = logging.getLogger(__name__)
+
+
+class Inbox:
+    def __init__(self, sessions: SessionFactory, clock: Clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    def store(self, updates: Sequence[Update]) -> None:
+        """Keep updates not seen before, in one transaction."""
+        with self.sessions.begin() as session:
+            known = set(
+                session.scalars(
+                    select(InboxUpdate.update_id).where(
+                        InboxUpdate.update_id.in_([u.update_id for u in updates])
+                    )
+                )
+            )
+            for item in updates:
+                if item.update_id in known:
+                    continue
+                chat = item.effective_chat
+                session.add(
+                    InboxUpdate(
+                        update_id=item.update_id,
+                        chat_id=chat.id if chat else None,
+                        raw=json.dumps(item.to_dict()),
+                        received_at=self.clock(),
+                    )
+                )
+
+    def unhandled(self, bot: Bot) -> list[Update]:
+        """Updates stored but not handled (a crash came between), oldest first."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(InboxUpdate)
+                .where(InboxUpdate.handled_at.is_(None))
+                .order_by(InboxUpdate.update_id)
+            ).all()
+            return [Update.de_json(json.loads(row.raw), bot) for row in rows if row.raw]
+
+    def is_handled(self, update_id: int) -> bool:
+        with self.sessions() as session:
+            handled = session.scalar(
+                select(InboxUpdate.handled_at).where(InboxUpdate.update_id == update_id)
+            )
+        return handled is not None
+
+    def mark_handled(self, update_id: int) -> None:
+        """Done: the words are dropped, the id stays to recognise a redelivery."""
+        with self.sessions.begin() as session:
+            session.execute(
+                update(InboxUpdate)
+                .where(InboxUpdate.update_id == update_id)
+                .values(handled_at=self.clock(), raw=None)
+            )
+
+    def prune(self, before: datetime) -> int:
+        """Forget handled updates received before `before`."""
+        with self.sessions.begin() as session:
+            result = session.execute(
+                delete(InboxUpdate).where(
+                    InboxUpdate.received_at < before, InboxUpdate.handled_at.is_not(None)
+                )
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class InboxBot(ExtBot[None]):
+    """An ExtBot whose getUpdates stores what it receives before returning it."""
+
+    def __init__(self, token: str, *, inbox: Inbox, **kwargs: Any) -> None:
+        super().__init__(token, **kwargs)
+        self._inbox = inbox  # python-telegram-bot freezes a bot's public attributes
+
+    @property
+    def inbox(self) -> Inbox:
+        return self._inbox
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        updates = await super().get_updates(*args, **kwargs)
+        if updates:
+            self._inbox.store(updates)
+        return updates
