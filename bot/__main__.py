@@ -52,6 +52,19 @@ def migrate() -> int:
     return 0
 
 
+def status() -> int:
+    settings = load_settings(ToolSettings)
+    configure_logging("WARNING")
+    from bot.db.session import create_db_engine, create_session_factory
+    from bot.status import format_status, read_status
+
+    # Counts only: no key is needed, and nothing encrypted is read.
+    engine = create_db_engine(settings.database_url)
+    with create_session_factory(engine)() as session:
+        print(format_status(read_status(session, datetime.now(UTC))))
+    return 0
+
+
 def keys(action: str) -> int:
     from bot.db.crypto import new_key
 
@@ -119,6 +132,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the bot (long polling)")
     commands.add_parser("migrate", help="bring the database schema up to date")
+    commands.add_parser("status", help="prompts by state, failures and the inbox backlog")
     keys_parser = commands.add_parser("keys", help="encryption keys: new, rotate")
     keys_parser.add_argument(
         "action",
@@ -145,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             return run()
         if args.command == "migrate":
             return migrate()
+        if args.command == "status":
+            return status()
         if args.command == "keys":
             return keys(args.action)
         tools = load_settings(ToolSettings) if args.folder is None else None

@@ -135,6 +135,15 @@ def test_it_migrates_a_fresh_database(tmp_path: Path):
     assert {"patients", "treatments", "scheduled_prompts", "entries", "alembic_version"} <= tables
 
 
+def test_it_shows_the_status_of_a_database(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'status.sqlite3'}"
+    assert companion("migrate", env={"DATABASE_URL": url}, cwd=tmp_path).returncode == 0
+    result = companion("status", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["patients: 0", "prompts pending: 0"]
+    assert "inbox backlog: 0" in result.stdout
+
+
 def test_it_says_how_to_get_a_token_when_it_is_missing(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_BOT_TOKEN"}
     result = subprocess.run(

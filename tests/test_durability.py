@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
 from bot.dispatch import LEASE, MAX_ATTEMPTS, DispatchReport, claim_due
+from bot.status import format_status, read_status
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 
@@ -111,6 +112,11 @@ async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, 
             bot.clock.set(prompt.due_at)  # the backoff doubles each time
     assert prompt.status == PromptStatus.FAILED
     assert prompt.last_error is not None
+    with bot.session() as session:
+        shown = format_status(read_status(session, bot.clock.now))
+    assert "prompts failed: 1\n" in shown
+    assert "prompts pending: 9\n" in shown
+    assert "inbox backlog: 0" in shown
     # The other steps go on as planned.
     assert (await bot.next_prompt(alice)).text
 
