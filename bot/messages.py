@@ -24,6 +24,7 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)")
+_TAG_ANYWHERE = re.compile(r"<[^<>]*>")
 
 
 def _units(text: str) -> int:
@@ -240,3 +241,8 @@ def telegram_html_problems(html: str) -> list[str]:
     checker.feed(html)
     checker.close()
     return checker.problems + [f"<{tag}> is never closed" for tag in checker.open]
+
+
+def plain_text(html: str) -> str:
+    """The text of Telegram HTML without its tags: the fallback when Telegram refuses the HTML."""
+    return html_lib.unescape(_TAG_ANYWHERE.sub("", html))

@@ -127,3 +127,23 @@ async def test_it_splits_a_prompt_longer_than_telegram_allows(
     with bot.session() as session:
         prompt = session.get_one(ScheduledPrompt, 1)
         assert prompt.telegram_message_id == parts[-1].message_id
+
+
+async def test_it_sends_plain_text_when_telegram_refuses_the_html(
+    agreed: Harness, alice: TgUser, prompts_dir: Path
+):
+    bot = agreed
+    (prompts_dir / "feeling.html").write_text(
+        "<p>From 1 to 10</p>, how do you feel &amp; why?", encoding="utf-8"
+    )
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=1))
+    assert len((await bot.dispatch()).sent) == 1
+    attempts = [
+        r for r in bot.fake.requests if r.method == "sendMessage" and r.chat_id == alice.id
+    ]
+    refused, delivered = attempts[-2:]
+    assert refused.result is None
+    assert delivered.text == "From 1 to 10, how do you feel & why?"
+    assert "parse_mode" not in delivered.params
+    assert "reply_markup" in delivered.params
