@@ -24,7 +24,7 @@ from bot.keyboards import prompt_keyboard
 from bot.localtime import defer_past_quiet_hours
 from bot.messages import pack_blocks, plain_text
 from bot.outbox import send_recap
-from bot.patients import quiet_hours_of, zone_of
+from bot.patients import mark_unreachable, quiet_hours_of, zone_of
 from bot.prompt_folder import prompt_context
 from bot.recap import build_recap
 from bot.resources import Companion
@@ -66,7 +66,11 @@ def claim_due(
     for prompt, patient in candidates:
         if patient.id in chosen_patients:
             continue  # one at a time: the next one waits for a later tick
-        if patient.paused_at is not None or patient.consented_at is None:
+        if (
+            patient.paused_at is not None
+            or patient.unreachable_at is not None
+            or patient.consented_at is None
+        ):
             prompt.status = PromptStatus.HELD
             continue
         zone = zone_of(patient, default_timezone)
@@ -218,14 +222,11 @@ def _record_failure(
             report.retrying += 1
             log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
         elif isinstance(error, Forbidden):
-            # Blocked, or the account is gone: keep everything, stop sending, and pause the
-            # patient so their rows are not scanned again; /resume brings them back.
+            # Blocked, or the account is gone: keep everything and stop sending (their rows are
+            # held, so not scanned again) until /start brings them back.
             _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING)
             patient = session.get_one(Patient, outgoing.patient_id)
-            patient.paused_at = now
-            queries.set_prompts_status(
-                session, patient.id, PromptStatus.PENDING, PromptStatus.HELD
-            )
+            mark_unreachable(session, patient, now)
             log.warning("patient %s cannot be reached; their prompts are held", patient.id)
         elif isinstance(error, BadRequest):
             reason = f"rejected by Telegram: {error.message[:150]}"
@@ -256,6 +257,9 @@ async def send_weekly_recap(
             delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
             with companion.sessions.begin() as session:
                 recap_failed(session, patient_id, companion.clock() + delay)
+                if isinstance(exc, Forbidden):
+                    owner = session.get_one(Patient, patient_id)
+                    mark_unreachable(session, owner, companion.clock())
             log.warning("weekly recap for patient %s will be retried: %s", patient_id, exc)
             return
         with companion.sessions.begin() as session:

@@ -68,11 +68,32 @@ def pause(session: Session, patient: Patient, now: datetime) -> bool:
     return True
 
 
+def _release_held(session: Session, patient: Patient, now: datetime) -> int:
+    """Held prompts become pending; the dispatcher spaces out those already due."""
+    overdue = queries.count_due_prompts(session, patient.id, PromptStatus.HELD, now)
+    queries.set_prompts_status(session, patient.id, PromptStatus.HELD, PromptStatus.PENDING)
+    return overdue
+
+
 def resume(session: Session, patient: Patient, now: datetime) -> Resumed:
-    """Release held prompts; the dispatcher spaces out the ones that fell due meanwhile."""
+    """Release held prompts (a patient who writes is reachable again, too)."""
     if patient.paused_at is None:
         return Resumed(was_paused=False, overdue=0)
     patient.paused_at = None
-    overdue = queries.count_due_prompts(session, patient.id, PromptStatus.HELD, now)
-    queries.set_prompts_status(session, patient.id, PromptStatus.HELD, PromptStatus.PENDING)
-    return Resumed(was_paused=True, overdue=overdue)
+    patient.unreachable_at = None
+    return Resumed(was_paused=True, overdue=_release_held(session, patient, now))
+
+
+def mark_unreachable(session: Session, patient: Patient, now: datetime) -> None:
+    """Telegram refuses to deliver to them: keep everything, stop sending until they return."""
+    patient.unreachable_at = now
+    queries.set_prompts_status(session, patient.id, PromptStatus.PENDING, PromptStatus.HELD)
+
+
+def reactivate(session: Session, patient: Patient, now: datetime) -> int | None:
+    """They are back (/start): prompts go on, what they missed one at a time. Returns how many
+    fell due meanwhile, or None if they were reachable all along."""
+    if patient.unreachable_at is None:
+        return None
+    patient.unreachable_at = None
+    return 0 if patient.paused_at is not None else _release_held(session, patient, now)

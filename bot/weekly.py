@@ -82,7 +82,7 @@ def claim_due_recaps(session: Session, now: datetime, default_timezone: str) -> 
     claimed = []
     for weekly, patient in due:
         zone = zone_of(patient, default_timezone)
-        if patient.paused_at is not None:
+        if patient.paused_at is not None or patient.unreachable_at is not None:
             weekly.due_at = next_weekly(now, weekly.weekday, weekly.minute, zone)
             continue
         not_before = defer_past_quiet_hours(now, zone, quiet_hours_of(patient))

@@ -127,18 +127,24 @@ async def test_it_holds_the_prompts_of_a_patient_who_blocked_the_bot(
     bot = agreed
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(hours=3))
-    bot.fake.fail(
-        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
-    )
+    blocked = "Forbidden: bot was blocked by the user"
+    bot.fake.fail("sendMessage", error_code=403, description=blocked)
     assert (await bot.dispatch()).sent == []
     assert set(statuses(bot).values()) == {PromptStatus.HELD}
     with bot.session() as session:
-        assert session.scalars(select(Patient)).one().paused_at is not None
+        patient = session.scalars(select(Patient)).one()
+        assert patient.unreachable_at is not None
+        assert patient.paused_at is None  # not a pause they chose
     bot.clock.advance(timedelta(days=1))
     assert (await bot.dispatch()).sent == []
-    # Back again: nothing was lost.
-    assert "Send /resume" in (await bot.send(alice, "/start"))[0]
-    assert "3 came due" in (await bot.send(alice, "/resume"))[0]
+    # Back again: nothing was lost, and what they missed comes one at a time.
+    assert (
+        "3 reflection prompts came due while I couldn't reach you. I'll send them one at a "
+        "time, at least an hour apart." in (await bot.send(alice, "/start"))[0]
+    )
+    assert len((await bot.dispatch()).sent) == 1
+    assert (await bot.dispatch()).sent == []
+    bot.clock.advance(timedelta(hours=1))
     assert len((await bot.dispatch()).sent) == 1
 
 

@@ -71,6 +71,8 @@ class Patient(Base):
     quiet_start_minute: Mapped[int | None] = mapped_column(SmallInteger)
     quiet_end_minute: Mapped[int | None] = mapped_column(SmallInteger)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Telegram said we cannot reach them (blocked, account gone): prompts wait until /start.
+    unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pending_intention: Mapped[str | None] = mapped_column(EncryptedText())
     # ISO 3166 code for crisis resources; NULL: the time zone's country.
     country: Mapped[str | None] = mapped_column(String(2))

@@ -12,8 +12,8 @@ from bot.handlers.common import (
     remove_buttons,
 )
 from bot.keyboards import consent_keyboard
-from bot.localtime import TIMEZONE_EXAMPLES
-from bot.patients import give_consent, quiet_hours_of, start_pending
+from bot.localtime import TIMEZONE_EXAMPLES, describe_duration
+from bot.patients import give_consent, quiet_hours_of, reactivate, start_pending
 from bot.resources import companion
 
 
@@ -26,10 +26,17 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     with res.sessions.begin() as session:
         patient = start_pending(session, user.id, message.chat_id, res.clock())
         consented, paused = patient.consented_at is not None, patient.paused_at is not None
+        missed = reactivate(session, patient, res.clock()) if consented else None
         timezone = patient.timezone or res.settings.default_timezone
     if consented:
         await message.reply_html(
-            res.texts.render("welcome_back.html", first_name=user.first_name, paused=paused)
+            res.texts.render(
+                "welcome_back.html",
+                first_name=user.first_name,
+                paused=paused,
+                missed=missed,
+                gap=describe_duration(res.schedule.min_gap),
+            )
         )
         return
     await message.reply_html(
