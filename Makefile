@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types pytest migrate prompts-check prompts-preview bench clean
+.PHONY: run test test-fast lint types pytest migrate prompts-check prompts-preview bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -27,6 +27,10 @@ types: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Everything but the slow tests (real processes, crash tests, large journals); CI runs them all.
+test-fast: lint types $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 migrate: $(STAMP)
 	$(BIN)/python -m bot migrate

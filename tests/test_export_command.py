@@ -7,6 +7,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from pypdf import PdfReader
 from sqlalchemy import insert
 
@@ -91,6 +92,7 @@ async def test_it_says_when_there_is_nothing_to_export(agreed: Harness, alice: T
     ]
 
 
+@pytest.mark.slow
 async def test_it_exports_a_large_journal(agreed: Harness, alice: TgUser):
     bot = agreed
     start = bot.clock.now - timedelta(days=300)

@@ -144,6 +144,7 @@ async def send_random(bot: Harness, rng: random.Random, user: TgUser, secret: st
         await bot.dispatch()
 
 
+@pytest.mark.slow
 async def test_it_survives_random_updates(
     bot: Harness, alice: TgUser, bob: TgUser, caplog: pytest.LogCaptureFixture
 ):

@@ -14,6 +14,8 @@ import pytest
 from bot.keyboards import CONSENT_AGREE
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_PROMPTS = ROOT / "tests" / "data" / "short_prompts"
 TIMEOUT = 30.0
