@@ -16,11 +16,12 @@ from sqlalchemy import insert, select, text
 from bot.app import build_companion
 from bot.config import Settings
 from bot.db.crypto import Cipher, DataKeyError, new_key, use_cipher
-from bot.db.migrate import alembic_config, upgrade_to_head
+from bot.db.migrate import upgrade_to_head
 from bot.db.models import Entry, Patient
 from bot.db.session import create_db_engine, create_session_factory
 from bot.keys import key_file_for, rotate_keys
 from tests.auxil.harness import Harness
+from tests.auxil.migrations import at_revision
 from tests.conftest import REPO_PROMPTS
 from tests.fake_telegram import TgUser
 
@@ -165,12 +166,7 @@ def test_it_rotates_many_rows_to_the_newest_key_and_can_resume(tmp_path: Path):
 
 def test_it_encrypts_rows_written_before_encryption(tmp_path: Path):
     engine = create_db_engine(f"sqlite:///{tmp_path / 'plain.sqlite3'}")
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    from alembic import command
-
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0003")
+    with at_revision(engine, "0003") as connection:
         connection.execute(
             text(
                 "INSERT INTO patients (id, telegram_user_id, chat_id, first_name, "

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from bot.config import Settings
-from bot.db.migrate import alembic_config, upgrade_to_head
+from bot.db.migrate import upgrade_to_head
 from bot.db.models import Base
 from bot.db.queries import due_prompts_statement
 from bot.db.session import create_db_engine
+from tests.auxil.migrations import at_revision
 
 
 def test_it_claims_through_the_partial_index_on_pending_rows(tmp_path: Path):
@@ -43,10 +43,7 @@ def test_it_migrates_to_exactly_the_models(settings: Settings):
 
 def test_it_turns_old_scale_answers_into_mood_records(tmp_path: Path):
     engine = create_db_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+    with at_revision(engine, "0001") as connection:
         connection.execute(
             text(
                 "INSERT INTO patients (id, telegram_user_id, chat_id, created_at) "
