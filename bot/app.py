@@ -23,6 +23,7 @@ from bot.handlers import register_handlers
 from bot.inbox import Inbox, InboxBot
 from bot.keys import open_cipher
 from bot.prompt_folder import CRISIS_RESOURCES
+from bot.ratelimit import Limit, TelegramRateLimiter
 from bot.render import Renderer
 from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.rights import purge_before
@@ -138,8 +139,20 @@ async def post_shutdown(app: CompanionApp) -> None:
         bind.dispose()
 
 
-def build_application(companion_: Companion) -> CompanionApp:
-    """The Application that runs the bot; tests build the same one against a fake Bot API."""
+def rate_limiter_for(settings: Settings) -> TelegramRateLimiter:
+    return TelegramRateLimiter(
+        overall=Limit.per_second(settings.rate_limit_overall),
+        per_chat=Limit.per_second(
+            settings.rate_limit_per_chat, burst=settings.rate_limit_chat_burst
+        ),
+    )
+
+
+def build_application(
+    companion_: Companion, rate_limiter: TelegramRateLimiter | None = None
+) -> CompanionApp:
+    """The Application that runs the bot; tests build the same one against a fake Bot API,
+    with a rate limiter whose retries do not make them wait."""
     settings = companion_.settings
     inbox = Inbox(companion_.sessions, companion_.clock)
     bot = InboxBot(
@@ -150,8 +163,14 @@ def build_application(companion_: Companion) -> CompanionApp:
             parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
         ),
         # As ApplicationBuilder would: a pool for sending, and one connection for long polling.
-        request=HTTPXRequest(connection_pool_size=256),
-        get_updates_request=HTTPXRequest(),
+        request=HTTPXRequest(
+            connection_pool_size=256,
+            connect_timeout=settings.telegram_timeout_seconds,
+            read_timeout=settings.telegram_timeout_seconds,
+            write_timeout=settings.telegram_timeout_seconds,
+        ),
+        get_updates_request=HTTPXRequest(connect_timeout=settings.telegram_timeout_seconds),
+        rate_limiter=rate_limiter or rate_limiter_for(settings),
     )
     builder = (
         ApplicationBuilder()

@@ -69,6 +69,13 @@ class Settings(ToolSettings):
 
     telegram_bot_token: SecretStr
     telegram_api_base_url: str = "https://api.telegram.org/bot"
+    # Seconds to wait for Telegram to answer a request before retrying it.
+    telegram_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
+    # Telegram's limits: about 30 messages a second overall, about one a second to one chat
+    # (short bursts tolerated). Lower them if Telegram still answers 429.
+    rate_limit_overall: Annotated[float, Field(gt=0, le=10000)] = 30
+    rate_limit_per_chat: Annotated[float, Field(gt=0, le=10000)] = 1
+    rate_limit_chat_burst: Annotated[int, Field(ge=1, le=100)] = 3
 
     @field_validator("telegram_bot_token")
     @classmethod

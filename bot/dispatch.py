@@ -2,12 +2,18 @@
 
 Due times live in the database. A conditional UPDATE claims each row (status pending ->
 claimed, with a lease), so two dispatchers never send the same row; a crash between claim and
-"sent" leaves a claim whose lease expires and the row is sent again. That is the one case in
-which a prompt can, rarely, arrive twice: Telegram accepted it just before the crash.
+"sent" leaves a claim whose lease expires and the row is sent again. A prompt can therefore,
+rarely, arrive twice, in two ways: Telegram accepted it just before a crash (the window is the
+few milliseconds between Telegram's answer and the UPDATE that records it), or Telegram
+accepted it but its answer was lost to a timeout and the send was retried.
+
+A tick claims and sends batch after batch until nothing is due, a few prompts in flight at a
+time; the rate limiter (bot/ratelimit.py) spaces them under Telegram's limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +41,10 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 BATCH_SIZE = 200
+BATCHES_PER_TICK = 25  # then weekly recaps get their turn, and the next tick goes on
+# Enough to keep Telegram's 30 a second busy over a slow link, few enough that a patient's
+# reply, queued in the rate limiter behind them, still goes out within a second.
+IN_FLIGHT = 10
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=30)
 WEEKLY_RETRY = timedelta(minutes=5)
@@ -270,16 +280,39 @@ async def send_weekly_recap(
     log.info("sent the weekly recap to patient %s", patient_id)
 
 
+async def _send_claimed(
+    companion: Companion, bot: Bot, claimed: list[int], report: DispatchReport
+) -> None:
+    """Send claimed prompts, IN_FLIGHT at a time (they are for different patients)."""
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def send_one(prompt_id: int) -> None:
+        async with slots:
+            try:
+                await send_prompt(companion, bot, prompt_id, report)
+            except Exception:
+                # A bug must not cancel the others; this claim expires and is retried.
+                log.exception("prompt %s could not be sent", prompt_id)
+
+    async with asyncio.TaskGroup() as group:
+        for prompt_id in claimed:
+            group.create_task(send_one(prompt_id))
+
+
 async def dispatch_due(companion: Companion, bot: Bot) -> DispatchReport:
-    """One tick: claim the prompts and weekly recaps due now and send them."""
+    """One tick: claim and send the prompts due now, batch after batch, then weekly recaps."""
     report = DispatchReport()
+    default_timezone = companion.settings.default_timezone
+    for _ in range(BATCHES_PER_TICK):
+        with companion.sessions.begin() as session:
+            claimed = claim_due(
+                session, companion.clock(), companion.schedule, default_timezone, report
+            )
+        if not claimed:
+            break
+        await _send_claimed(companion, bot, claimed, report)
     with companion.sessions.begin() as session:
-        now = companion.clock()
-        default_timezone = companion.settings.default_timezone
-        claimed = claim_due(session, now, companion.schedule, default_timezone, report)
-        recaps = claim_due_recaps(session, now, default_timezone)
-    for prompt_id in claimed:
-        await send_prompt(companion, bot, prompt_id, report)
+        recaps = claim_due_recaps(session, companion.clock(), default_timezone)
     for patient_id in recaps:
         await send_weekly_recap(companion, bot, patient_id, report)
     return report

@@ -64,6 +64,11 @@ def settings(tmp_path: Path, fake: FakeTelegram, prompts_dir: Path) -> Settings:
         # The repeating job never fires during a test: tests call the dispatcher themselves.
         dispatch_interval_seconds=3600,
         default_timezone="Europe/Berlin",
+        # Limits far above Telegram's so tests are not throttled; tests of the limits set theirs.
+        rate_limit_overall=1000,
+        rate_limit_per_chat=1000,
+        rate_limit_chat_burst=100,
+        telegram_timeout_seconds=2,
         # SQLite keeps its key in a file beside the database; other databases need DATA_KEYS.
         data_keys=new_key() if os.environ.get("TEST_DATABASE_URL") else None,
     )

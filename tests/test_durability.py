@@ -83,8 +83,26 @@ async def test_it_resends_a_prompt_claimed_by_a_dispatcher_that_crashed(
     assert len(bot.prompts_sent(alice)) == 1
 
 
-async def test_it_waits_as_telegram_asks_after_a_429(agreed: Harness, alice: TgUser):
+async def test_it_waits_as_telegram_asks_after_a_429_and_then_sends(
+    agreed: Harness, alice: TgUser
+):
     bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(hours=3))
+    bot.fake.fail("sendMessage", error_code=429, description="Too Many Requests", retry_after=1)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    report = await bot.dispatch()
+    assert len(report.sent) == 1
+    assert loop.time() - started >= 1.0  # it waited as told before trying again
+    assert [r.result is not None for r in bot.fake.sent(alice.id)[-2:]] == [False, True]
+
+
+async def test_it_reschedules_a_prompt_when_telegram_keeps_answering_429(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    bot.limiter.retry_after_attempts = 1  # give up at once rather than wait in the test
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(hours=3))
     bot.fake.fail("sendMessage", error_code=429, description="Too Many Requests", retry_after=7)
@@ -100,7 +118,11 @@ async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, 
     bot = agreed
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(hours=3))
-    bot.fake.fail("sendMessage", error_code=502, description="Bad Gateway", times=MAX_ATTEMPTS)
+    # Each tick tries a few times at once (the rate limiter), then leaves it for a later tick.
+    tries = bot.limiter.network_attempts
+    bot.fake.fail(
+        "sendMessage", error_code=502, description="Bad Gateway", times=MAX_ATTEMPTS * tries
+    )
     for attempt in range(1, MAX_ATTEMPTS + 1):
         report = await bot.dispatch()
         assert report.sent == []

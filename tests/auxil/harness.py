@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.app import CompanionApp, build_application, build_companion
+from bot.app import CompanionApp, build_application, build_companion, rate_limiter_for
 from bot.config import Settings
 from bot.db.models import PromptStatus, ScheduledPrompt
 from bot.dispatch import DispatchReport, dispatch_due
@@ -57,7 +57,9 @@ class Harness:
 
     async def start(self) -> None:
         self.companion = build_companion(self.settings, clock=self.clock)
-        self.app = build_application(self.companion)
+        self.limiter = rate_limiter_for(self.settings)
+        self.limiter.network_backoff = 0.01  # retried as in production, without the wait
+        self.app = build_application(self.companion, self.limiter)
         self._track_handling(self.app.update_processor)
         await self.app.initialize()
         # run_polling() calls the lifecycle hooks itself; starting piecewise, we do it.

@@ -1,0 +1,192 @@
+"""Every request to Telegram goes through here: throttled below Telegram's limits, paused for
+everyone when Telegram says 429, and retried a few times when the network fails.
+
+Telegram allows about 30 messages a second overall and about one a second to one chat, with
+short bursts tolerated. python-telegram-bot's AIORateLimiter leaves private chats unlimited,
+and all of this bot's chats are private; so this limiter keeps two sliding windows: at most N
+messages in any window of the overall period, and at most `burst` in any window of a chat's.
+Waiters are served in arrival order, so a patient's reply never waits behind more than the
+handful of prompts the dispatcher keeps in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+# Requests that post or change a message count toward Telegram's limits; the rest (answering a
+# button, getMe, setMyCommands) only wait out a 429 pause.
+COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
+# Our clock is not Telegram's: a window slightly longer than Telegram's absorbs the jitter
+# between when we send and when a request arrives.
+MARGIN_SECONDS = 0.02
+IDLE_CHATS_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` messages in any `period` seconds."""
+
+    count: int
+    period: float
+
+    @classmethod
+    def per_second(cls, rate: float, burst: int = 1) -> Limit:
+        """`rate` messages a second on average, up to `burst` of them back to back."""
+        count = max(burst, round(rate)) if rate >= 1 else burst
+        return cls(count=count, period=count / rate)
+
+
+class SlidingWindow:
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self.period = limit.period + MARGIN_SECONDS
+        self._times: deque[float] = deque()
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until one more message fits; 0 if it fits now."""
+        while self._times and self._times[0] <= now - self.period:
+            self._times.popleft()
+        if len(self._times) < self.limit.count:
+            return 0.0
+        return self._times[0] + self.period - now
+
+    def record(self, now: float) -> None:
+        self._times.append(now)
+
+    def idle(self, now: float) -> bool:
+        return not self._times or self._times[-1] <= now - self.period
+
+
+class _Chat:
+    def __init__(self, limit: Limit) -> None:
+        self.window = SlidingWindow(limit)
+        self.lock = asyncio.Lock()
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TelegramRateLimiter(BaseRateLimiter[None]):
+    def __init__(
+        self,
+        overall: Limit,
+        per_chat: Limit,
+        *,
+        retry_after_attempts: int = 5,
+        network_attempts: int = 3,
+        network_backoff: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """`retry_after_attempts`: tries of a request Telegram answers 429 before giving up;
+        `network_attempts`: tries after timeouts, dropped connections and 5xx, waiting
+        `network_backoff` seconds, doubling, between them."""
+        self._overall = SlidingWindow(overall)
+        self._per_chat_limit = per_chat
+        self._chats: dict[object, _Chat] = {}
+        self._turn = asyncio.Lock()  # asyncio locks are fair: first come, first served
+        self._paused_until = 0.0
+        self.retry_after_attempts = retry_after_attempts
+        self.network_attempts = network_attempts
+        self.network_backoff = network_backoff
+        self._clock = clock
+        self._sleep = sleep
+
+    async def initialize(self) -> None:
+        """Nothing to open."""
+
+    async def shutdown(self) -> None:
+        """Nothing to close."""
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of the pause Telegram asked for with its last 429."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        counted = endpoint.lower().startswith(COUNTED_PREFIXES)
+        chat_id = data.get("chat_id") if counted else None
+        rate_limited = network_failures = 0
+        while True:
+            await self._take_turn(chat_id, counted=counted)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                rate_limited += 1
+                wait = _seconds(exc.retry_after)
+                # Telegram's limit is per bot: everyone waits, not only this request.
+                self._paused_until = max(self._paused_until, self._clock() + wait)
+                log.warning("Telegram asked to wait %.1f s (%s); all sends pause", wait, endpoint)
+                if rate_limited >= self.retry_after_attempts:
+                    raise
+            except BadRequest:
+                raise
+            except NetworkError as exc:
+                # Timeouts, dropped connections, 5xx. A timed-out send may have arrived: a retry
+                # can then show it twice, which beats losing a reply to a patient.
+                network_failures += 1
+                if network_failures >= self.network_attempts:
+                    raise
+                delay = self.network_backoff * 2 ** (network_failures - 1)
+                log.warning(
+                    "%s failed (%s); retrying in %.1f s", endpoint, type(exc).__name__, delay
+                )
+                await self._sleep(delay)
+
+    async def _take_turn(self, chat_id: object, *, counted: bool) -> None:
+        if not counted:
+            await self._wait(lambda now: self._paused_until - now)
+            return
+        chat = self._chat(chat_id)
+        async with chat.lock:
+            # The chat's own window first, so a chat that must wait does not hold up the rest.
+            await self._wait(chat.window.wait_time)
+            async with self._turn:
+                await self._wait(
+                    lambda now: max(self._paused_until - now, self._overall.wait_time(now))
+                )
+                now = self._clock()
+                self._overall.record(now)
+                chat.window.record(now)
+
+    async def _wait(self, remaining: Callable[[float], float]) -> None:
+        while (delay := remaining(self._clock())) > 0:
+            await self._sleep(delay)
+
+    def _chat(self, chat_id: object) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            if len(self._chats) >= IDLE_CHATS_KEPT:
+                self._forget_idle_chats()
+            chat = self._chats[chat_id] = _Chat(self._per_chat_limit)
+        return chat
+
+    def _forget_idle_chats(self) -> None:
+        now = self._clock()
+        for chat_id, chat in list(self._chats.items()):
+            if not chat.lock.locked() and chat.window.idle(now):
+                del self._chats[chat_id]
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
