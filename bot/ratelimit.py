@@ -115,6 +115,11 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         """Seconds left of the pause Telegram asked for with its last 429."""
         return max(0.0, self._paused_until - self._clock())
 
+    @property
+    def tracked_chats(self) -> int:
+        """Chats with a window in memory: idle ones are forgotten past IDLE_CHATS_KEPT."""
+        return len(self._chats)
+
     async def process_request(
         self,
         callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
