@@ -30,6 +30,7 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PATIENTS = 2000
 DUE = 100
 ROUNDS = 25
+LEASE = timedelta(minutes=2)
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
 
@@ -97,7 +98,7 @@ def tick_seconds(engine: Engine) -> float:
     for _ in range(ROUNDS):
         with sessions() as session:
             start = time.perf_counter()
-            claimed = claim_due(session, NOW, schedule, "UTC", DispatchReport())
+            claimed = claim_due(session, NOW, schedule, "UTC", DispatchReport(), LEASE)
             times.append(time.perf_counter() - start)
             session.rollback()
         assert claimed, "nothing was due"

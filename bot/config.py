@@ -33,6 +33,9 @@ class ToolSettings(BaseSettings):
     data_keys: SecretStr | None = None
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
     dispatch_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
+    # How long a claimed prompt is reserved for the dispatcher that claimed it; after a crash it
+    # is sent again once this has passed. Longer than sending a batch takes.
+    claim_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 120
     default_timezone: str = "UTC"
     log_level: str = "INFO"
     retention_days: Annotated[int, Field(ge=1, le=36500)] | None = None

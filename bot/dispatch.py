@@ -39,7 +39,6 @@ from bot.weekly import claim_due_recaps, recap_failed, recap_sent
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
 BATCH_SIZE = 200
 BATCHES_PER_TICK = 25  # then weekly recaps get their turn, and the next tick goes on
 # Enough to keep Telegram's 30 a second busy over a slow link, few enough that a patient's
@@ -65,6 +64,7 @@ def claim_due(
     schedule: Schedule,
     default_timezone: str,
     report: DispatchReport,
+    lease: timedelta,
 ) -> list[int]:
     """Claim the prompts to send now: at most one per patient, outside quiet hours, and at least
     `min_gap` after the patient's previous prompt. The others get a later due time."""
@@ -92,7 +92,7 @@ def claim_due(
             prompt.due_at = not_before
             report.deferred += 1
             continue
-        if queries.claim_prompt(session, prompt.id, now + LEASE):
+        if queries.claim_prompt(session, prompt.id, now + lease):
             claimed.append(prompt.id)
             chosen_patients.add(patient.id)
     return claimed
@@ -303,11 +303,11 @@ async def dispatch_due(companion: Companion, bot: Bot) -> DispatchReport:
     """One tick: claim and send the prompts due now, batch after batch, then weekly recaps."""
     report = DispatchReport()
     default_timezone = companion.settings.default_timezone
+    lease = timedelta(seconds=companion.settings.claim_lease_seconds)
     for _ in range(BATCHES_PER_TICK):
         with companion.sessions.begin() as session:
-            claimed = claim_due(
-                session, companion.clock(), companion.schedule, default_timezone, report
-            )
+            now = companion.clock()
+            claimed = claim_due(session, now, companion.schedule, default_timezone, report, lease)
         if not claimed:
             break
         await _send_claimed(companion, bot, claimed, report)

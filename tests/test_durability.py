@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
-from bot.dispatch import LEASE, MAX_ATTEMPTS, DispatchReport, claim_due
+from bot.dispatch import MAX_ATTEMPTS, DispatchReport, claim_due
 from bot.status import format_status, read_status
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
@@ -70,14 +70,15 @@ async def test_it_resends_a_prompt_claimed_by_a_dispatcher_that_crashed(
     bot.clock.advance(timedelta(hours=3))
     assert bot.companion is not None
     # A dispatcher claims the check-in and dies before sending it.
+    lease = timedelta(seconds=bot.settings.claim_lease_seconds)
     with bot.companion.sessions.begin() as session:
         claimed = claim_due(
-            session, bot.clock.now, bot.companion.schedule, "UTC", DispatchReport()
+            session, bot.clock.now, bot.companion.schedule, "UTC", DispatchReport(), lease
         )
     assert len(claimed) == 1
     await bot.restart()
     assert (await bot.dispatch()).sent == []  # the lease still holds
-    bot.clock.advance(LEASE)
+    bot.clock.advance(lease)
     assert (await bot.dispatch()).sent == claimed
     assert (await bot.dispatch()).sent == []
     assert len(bot.prompts_sent(alice)) == 1
