@@ -1,20 +1,32 @@
 """A fake Telegram Bot API server for tests, served by aiohttp inside the test's event loop.
 
 Point python-telegram-bot at it with ``base_url=fake.base_url``; PTB appends ``{token}/{method}``.
+
+Faults a test can inject, so the bot's handling of a misbehaving Telegram can be tested:
+
+- ``fail``: the next matching calls get an API error (429 with retry_after, 502, 403 for one chat).
+- ``enforce_rate_limits``: sends and edits beyond a flood limit get 429 (off by default).
+- ``stall``: the answer comes late, so a client with a shorter read timeout gives up.
+- ``drop``: the connection is closed without an answer.
+- ``hold``: the answer waits until the test sets an event.
+
+``stall`` and ``drop`` take ``delivered``: whether Telegram carried the call out before the answer
+was lost, the case where a retry would send a message twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import html
 import itertools
 import json
+import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Self
+from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -94,7 +106,18 @@ HTML_TAGS = frozenset(
         "u",
     }
 )
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")
+# The only named entities the Bot API decodes; it decodes every numeric one (&#123; &#x1F600;).
+HTML_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+# Methods that post or edit a message, which is what Telegram's flood limits count.
+RATE_LIMITED_PREFIXES = ("send", "edit", "copy", "forward")
+_HTML_SPECIAL_RE = re.compile(r"[&<]")
+# Like the Bot API, "&lt" without the ";" is still an entity.
+_HTML_ENTITY_RE = re.compile(r"&(?:#([0-9]+)|#x([0-9a-fA-F]+)|([a-zA-Z]+));?")
+# Telegram ends a tag name at the first ASCII space or ">".
+_HTML_TAG_NAME_RE = re.compile(r"[^\s>]*", re.ASCII)
+_HTML_END_TAG_REST_RE = re.compile(r"\s*>", re.ASCII)
+# The rest of a start tag: attributes, whose quoted values may contain ">", then the ">".
+_HTML_ATTRIBUTES_RE = re.compile(r"""(?:[^>"']|"[^"]*"|'[^']*')*>""")
 
 
 @dataclass(frozen=True)
@@ -183,11 +206,84 @@ class ApiError(Exception):
 
 
 @dataclass
-class _Fault:
+class _Trigger:
+    """Which calls a fault strikes (a lowercase method, optionally one chat) and how often more."""
+
     method: str
-    error: ApiError
     chat_id: int | None
     remaining: int
+
+
+@dataclass
+class _Fault(_Trigger):
+    error: ApiError
+
+
+@dataclass
+class _NetworkFault(_Trigger):
+    delivered: bool  # carried out before the answer is lost, so the message exists
+    stall_seconds: float | None  # None: the connection is dropped instead
+
+
+_AnyTrigger = TypeVar("_AnyTrigger", bound=_Trigger)
+
+
+def _take(triggers: list[_AnyTrigger], method: str, chat_id: int | None) -> _AnyTrigger | None:
+    """The first trigger matching this call, used up once; removed when it has no uses left."""
+    for trigger in triggers:
+        if trigger.method == method and trigger.chat_id in (None, chat_id):
+            trigger.remaining -= 1
+            if trigger.remaining <= 0:
+                triggers.remove(trigger)
+            return trigger
+    return None
+
+
+@dataclass
+class _Window:
+    """A sliding window: at most `limit` accepted requests in any span of `seconds`."""
+
+    limit: int
+    seconds: float
+    accepted: deque[float] = field(default_factory=deque)  # time.monotonic() of each
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more request fits; 0 if it fits now."""
+        while self.accepted and self.accepted[0] <= now - self.seconds:
+            self.accepted.popleft()
+        if len(self.accepted) < self.limit:
+            return 0.0
+        return self.accepted[-self.limit] + self.seconds - now
+
+
+class _RateLimits:
+    """Telegram's flood control: one window over all chats, and one per chat."""
+
+    def __init__(self, overall: tuple[int, float], per_chat: tuple[int, float]) -> None:
+        for limit, seconds in (overall, per_chat):
+            if limit < 1 or seconds <= 0:
+                raise ValueError(
+                    f"a rate limit needs limit >= 1 and seconds > 0, not {limit, seconds}"
+                )
+        self._overall = _Window(*overall)
+        self._per_chat = per_chat
+        self._chats: dict[int, _Window] = {}
+
+    def retry_after(self, chat_id: int | None, now: float) -> int | None:
+        """Whole seconds to wait, as Telegram's retry_after, if this request is over a limit."""
+        wait = max(window.wait(now) for window in self._windows(chat_id))
+        return max(1, math.ceil(wait)) if wait > 0 else None
+
+    def accept(self, chat_id: int | None, now: float) -> None:
+        for window in self._windows(chat_id):
+            window.accepted.append(now)
+
+    def _windows(self, chat_id: int | None) -> list[_Window]:
+        if chat_id is None:
+            return [self._overall]
+        if chat_id not in self._chats:
+            self._chats[chat_id] = _Window(*self._per_chat)
+        return [self._overall, self._chats[chat_id]]
 
 
 class _Signal:
@@ -230,6 +326,9 @@ class FakeTelegram:
         self._ids = itertools.count(1)
         self._commands: dict[tuple[str, str], list[Any]] = {}
         self._faults: list[_Fault] = []
+        self._network_faults: list[_NetworkFault] = []
+        self._rate_limits: _RateLimits | None = None
+        self.rate_limited: list[ApiRequest] = []  # answered 429 by enforce_rate_limits()
         self._holds: dict[str, asyncio.Event] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -391,7 +490,75 @@ class FakeTelegram:
         times: int = 1,
     ) -> None:
         error = ApiError(error_code, description, retry_after)
-        self._faults.append(_Fault(method.lower(), error, chat_id, times))
+        self._faults.append(
+            _Fault(method=method.lower(), chat_id=chat_id, remaining=times, error=error)
+        )
+
+    def enforce_rate_limits(
+        self, overall: tuple[int, float] = (30, 1.0), per_chat: tuple[int, float] = (1, 1.0)
+    ) -> None:
+        """From now on, answer 429 to sends and edits beyond (max messages, window seconds).
+
+        Telegram's documented flood limits are about 30 messages a second overall and one a
+        second per chat; beyond them it answers 429 with retry_after instead of sending. Each
+        limit is a sliding window over the requests it accepted (a rejected request does not
+        count). A rejected request is not carried out, and is recorded both in `requests`
+        (result None) and in `rate_limited`. Calling this again replaces the limits and forgets
+        what was counted.
+        """
+        self._rate_limits = _RateLimits(overall, per_chat)
+
+    def stall(
+        self,
+        method: str,
+        *,
+        seconds: float,
+        chat_id: int | None = None,
+        times: int = 1,
+        delivered: bool = False,
+    ) -> None:
+        """Answer the next `times` matching calls only after `seconds`, as an overloaded Telegram.
+
+        A client whose read timeout is shorter gives up first (PTB raises TimedOut). With
+        delivered=False the call never reached Telegram: nothing is carried out, and a client
+        still waiting gets 504 Gateway Timeout, as from Telegram's front end when the server
+        behind it does not answer. With delivered=True the call is carried out at once (the
+        message is stored, with its result in `requests`) and the true answer comes late: the
+        case where a client that retries after its timeout sends the message twice. Stopping
+        the server ends a stall early.
+        """
+        self._network_faults.append(
+            _NetworkFault(
+                method=method.lower(),
+                chat_id=chat_id,
+                remaining=times,
+                delivered=delivered,
+                stall_seconds=seconds,
+            )
+        )
+
+    def drop(
+        self,
+        method: str,
+        *,
+        chat_id: int | None = None,
+        times: int = 1,
+        delivered: bool = False,
+    ) -> None:
+        """Close the connection of the next `times` matching calls without answering.
+
+        PTB raises NetworkError (not TimedOut, and at once). `delivered` means what it means for
+        `stall`: whether the call was carried out before the connection went away.
+        """
+        self._network_faults.append(
+            _NetworkFault(
+                method=method.lower(),
+                chat_id=chat_id,
+                remaining=times,
+                delivered=delivered,
+                stall_seconds=None,
+            )
+        )
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -403,14 +570,40 @@ class FakeTelegram:
         if method != "getupdates":
             self.requests.append(request)
             self._changed.notify()
+        lost = _take(self._network_faults, method, request.chat_id)
+        if lost is None or lost.delivered:
+            response = await self._carry_out(method, request)
+        else:
+            response = ApiError(504, "Gateway Timeout").response()
+        if lost is None:
+            return response
+        if lost.stall_seconds is None:
+            await self._drop_connection(http_request)
+        else:
+            await self._changed.wait_until(lambda: self._stopping, lost.stall_seconds)
+        return response
+
+    async def _carry_out(self, method: str, request: ApiRequest) -> web.Response:
+        limits = self._rate_limits if method.startswith(RATE_LIMITED_PREFIXES) else None
+        if limits is not None:
+            retry_after = limits.retry_after(request.chat_id, time.monotonic())
+            if retry_after is not None:
+                self.rate_limited.append(request)
+                self._changed.notify()
+                description = f"Too Many Requests: retry after {retry_after}"
+                return ApiError(429, description, retry_after).response()
         try:
-            self._raise_fault(method, request)
+            fault = _take(self._faults, method, request.chat_id)
+            if fault is not None:
+                raise fault.error
             if method == "getupdates":
                 result: Any = await self._get_updates(request.params)
             else:
                 result = self._dispatch(method, request.params)
         except ApiError as error:
             return error.response()
+        if limits is not None:
+            limits.accept(request.chat_id, time.monotonic())
         request.result = result
         self._changed.notify()
         hold = self._holds.pop(method, None)
@@ -418,13 +611,18 @@ class FakeTelegram:
             await hold.wait()
         return web.json_response({"ok": True, "result": result})
 
-    def _raise_fault(self, method: str, request: ApiRequest) -> None:
-        for fault in self._faults:
-            if fault.method == method and fault.chat_id in (None, request.chat_id):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                raise fault.error
+    async def _drop_connection(self, http_request: web.Request) -> None:
+        """Close the TCP connection under a request without answering it.
+
+        Raising here would make aiohttp answer 500 and log an error. Instead, closing the
+        transport makes aiohttp cancel this handler (handler_cancellation=True), which it logs at
+        debug level only; until then the handler waits, and a response it returns on stop is
+        never written.
+        """
+        transport = http_request.transport
+        if transport is not None:
+            transport.abort()
+        await self._changed.wait_until(lambda: self._stopping, 60.0)
 
     def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
         match method:
@@ -646,40 +844,106 @@ def _check_text(text: object, parse_mode: object) -> None:
     if not isinstance(text, str):
         raise ApiError(400, "Bad Request: message text is empty")
     if isinstance(parse_mode, str) and parse_mode.upper() == "HTML":
-        _check_html(text)
-        text = html.unescape(_TAG_RE.sub("", text))
+        text = _check_html(text)
     if not text.strip():
         raise ApiError(400, "Bad Request: message text is empty")
     if _utf16_length(text) > MAX_MESSAGE_LENGTH:
         raise ApiError(400, "Bad Request: message is too long")
 
 
-def _check_html(text: str) -> None:
-    """Reject markup the real API rejects: unknown tags and unbalanced tags."""
+def _check_html(text: str) -> str:
+    """Parse Telegram HTML as the Bot API does and return the visible text, entities decoded.
+
+    Rejects what the real API rejects: a "<" that opens no supported tag ("a < b", "<3"), and
+    unknown, unclosed or unbalanced tags; the messages follow Telegram's. One deliberate
+    difference: the real API shows a "&" that starts no entity ("Tom & Jerry") as it is, but its
+    documentation requires escaping it, and a bare "&" here means the bot skipped html.escape
+    where a "<" would have broken the message, so the fake rejects it. A lone ">" is text.
+    """
+    visible: list[str] = []
     open_tags: list[str] = []
-    for match in _TAG_RE.finditer(text):
-        closing, tag = match.group(1) == "/", match.group(2).lower()
-        offset = len(text[: match.start()].encode())
-        if tag not in HTML_TAGS:
-            kind = "end" if closing else "start"
-            raise ApiError(
-                400,
-                f'Bad Request: can\'t parse entities: Unsupported {kind} tag "{tag}" '
-                f"at byte offset {offset}",
-            )
-        if not closing:
-            open_tags.append(tag)
-        elif not open_tags or open_tags.pop() != tag:
-            raise ApiError(
-                400,
-                f"Bad Request: can't parse entities: Unexpected end tag at byte offset {offset}",
-            )
+    position = 0
+    while (special := _HTML_SPECIAL_RE.search(text, position)) is not None:
+        visible.append(text[position : special.start()])
+        if special.group() == "&":
+            decoded, position = _html_entity(text, special.start())
+            visible.append(decoded)
+        else:
+            position = _html_tag(text, special.start(), open_tags)
+    visible.append(text[position:])
     if open_tags:
-        raise ApiError(
-            400,
-            "Bad Request: can't parse entities: Can't find end tag corresponding to start tag "
-            f'"{open_tags[-1]}"',
+        raise _entities_error(f'Can\'t find end tag corresponding to start tag "{open_tags[-1]}"')
+    return "".join(visible)
+
+
+def _html_entity(text: str, start: int) -> tuple[str, int]:
+    """The character an entity at `start` stands for, and where the text after it starts."""
+    match = _HTML_ENTITY_RE.match(text, start)
+    if match is None:
+        raise _entities_error(f'Unescaped "&" at byte offset {_byte_offset(text, start)}')
+    decimal, hexadecimal, name = match.groups()
+    decoded: str | None
+    if name is not None:
+        decoded = HTML_ENTITIES.get(name)
+    else:
+        digits, base = (decimal, 10) if decimal is not None else (hexadecimal, 16)
+        code = int(digits, base) if len(digits) <= 8 else 0
+        valid = 0 < code < 0x10FFFF and not 0xD800 <= code <= 0xDFFF
+        decoded = chr(code) if valid else None
+    if decoded is None:
+        raise _entities_error(
+            f'Unsupported entity "{match.group()}" at byte offset {_byte_offset(text, start)}'
         )
+    return decoded, match.end()
+
+
+def _html_tag(text: str, start: int, open_tags: list[str]) -> int:
+    """Check the tag at `start` against `open_tags`, update them; where the text after it starts.
+
+    Like the Bot API, the tag name runs from "<" to the first space or ">", so "a < b" has an
+    empty tag name and "<3" never ends.
+    """
+    closing = text.startswith("</", start)
+    name_start = start + 2 if closing else start + 1
+    name_end = _html_tag_name_end(text, name_start)
+    name = text[name_start:name_end].lower()
+    offset = _byte_offset(text, start)
+    if closing:
+        if not open_tags:
+            raise _entities_error(f"Unexpected end tag at byte offset {offset}")
+        rest = _HTML_END_TAG_REST_RE.match(text, name_end)
+        if rest is None:
+            raise _entities_error(f"Unclosed end tag at byte offset {offset}")
+        expected = open_tags.pop()
+        if name and name != expected:
+            raise _entities_error(
+                f'Unmatched end tag at byte offset {offset}, expected "</{expected}>", '
+                f'found "</{name}>"'
+            )
+        return rest.end()
+    if name_end >= len(text):
+        raise _entities_error(f"Unclosed start tag at byte offset {offset}")
+    if name not in HTML_TAGS:
+        raise _entities_error(f'Unsupported start tag "{name}" at byte offset {offset}')
+    attributes = _HTML_ATTRIBUTES_RE.match(text, name_end)
+    if attributes is None:
+        raise _entities_error(f'Unclosed start tag "{name}" at byte offset {offset}')
+    open_tags.append(name)
+    return attributes.end()
+
+
+def _html_tag_name_end(text: str, start: int) -> int:
+    match = _HTML_TAG_NAME_RE.match(text, start)
+    return match.end() if match is not None else start
+
+
+def _entities_error(problem: str) -> ApiError:
+    return ApiError(400, f"Bad Request: can't parse entities: {problem}")
+
+
+def _byte_offset(text: str, index: int) -> int:
+    """Telegram reports positions in bytes of UTF-8."""
+    return len(text[:index].encode("utf-8", "surrogatepass"))
 
 
 def _caption(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dtm
+import html
+import itertools
+import logging
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,12 +20,20 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
-from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser, UploadedFile
+from tests.fake_telegram import (
+    ApiError,
+    ApiRequest,
+    FakeTelegram,
+    TgUser,
+    UploadedFile,
+    _check_text,
+)
 
 ALICE = TgUser(id=1001, first_name="Alice", username="alice")
+BOB = TgUser(id=1002, first_name="Bob")
 KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="yes")]])
 
 
@@ -34,6 +47,12 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
     async with Bot(fake.token, base_url=fake.base_url) as client:
         yield client
+
+
+@pytest.fixture
+def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without PTB_TIMEDELTA, building RetryAfter emits a PTBDeprecationWarning (an error here).
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
 
 
 async def test_it_answers_get_me(fake: FakeTelegram, bot: Bot) -> None:
@@ -73,11 +92,8 @@ async def test_it_uploads_documents_as_multipart(fake: FakeTelegram, bot: Bot) -
     assert message.document.file_name == "journal.txt"
 
 
-async def test_it_raises_retry_after_for_an_injected_429(
-    fake: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Without PTB_TIMEDELTA, building RetryAfter emits a PTBDeprecationWarning (an error here).
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+@pytest.mark.usefixtures("ptb_timedelta")
+async def test_it_raises_retry_after_for_an_injected_429(fake: FakeTelegram, bot: Bot) -> None:
     fake.fail("sendMessage", error_code=429, description="Too Many Requests", retry_after=3)
 
     with pytest.raises(RetryAfter):
@@ -207,3 +223,223 @@ async def test_it_times_out_with_the_recent_requests(fake: FakeTelegram, bot: Bo
 
     with pytest.raises(TimeoutError, match=r"sendMessage\(chat_id=1001"):
         await fake.wait_for(never, timeout=0.1)
+
+
+async def test_it_raises_network_error_for_an_injected_502(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail("sendMessage", error_code=502, description="Bad Gateway")
+
+    with pytest.raises(NetworkError, match="Bad Gateway") as caught:
+        await bot.send_message(ALICE.id, "hello")
+    await bot.send_message(ALICE.id, "hello")
+
+    assert type(caught.value) is NetworkError
+    assert [request.result is None for request in fake.sent(ALICE.id)] == [True, False]
+
+
+# -- HTML ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("a < b", 'unsupported start tag "" at byte offset 2'),
+        ("I <3 you", 'unsupported start tag "3" at byte offset 2'),
+        ("<3", "unclosed start tag at byte offset 0"),
+        ("<unknown>x</unknown>", 'unsupported start tag "unknown"'),
+        ("<b>bold</i>", 'unmatched end tag at byte offset 7, expected "</b>", found "</i>"'),
+        ("plain</b>", "unexpected end tag at byte offset 5"),
+        ("<b>bold", 'can\'t find end tag corresponding to start tag "b"'),
+        ("Tom & Jerry", 'unescaped "&" at byte offset 4'),
+        ("AT&T", 'unsupported entity "&t"'),
+        ("a&nbsp;b", 'unsupported entity "&nbsp;"'),
+        ("it&apos;s", 'unsupported entity "&apos;"'),
+    ],
+)
+async def test_it_rejects_html_telegram_cannot_parse(
+    bot: Bot, fake: FakeTelegram, text: str, problem: str
+) -> None:
+    with pytest.raises(BadRequest, match=r"^Can't parse entities: ") as caught:
+        await bot.send_message(ALICE.id, text, parse_mode=ParseMode.HTML)
+
+    # PTB capitalizes the description and lowercases the rest.
+    assert problem in caught.value.message
+    assert fake.sent(ALICE.id)[0].result is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        html.escape("a < b & c > d, \"quoted\" and 'single' <3 &amp; &lt;"),
+        "x > y",
+        "&lt;b&gt; is bold: <b>bold</b>",
+        "&#123; &#x1F600; &#39; &quot;",
+        '<a href="https://example.com/?a=1&amp;b=2">a > b</a>',
+        '<pre><code class="language-python">1 &lt; 2</code></pre>',
+        "<blockquote expandable>quote</blockquote> <tg-spoiler>hidden</tg-spoiler>",
+    ],
+)
+async def test_it_accepts_escaped_html(fake: FakeTelegram, bot: Bot, text: str) -> None:
+    await bot.send_message(ALICE.id, text, parse_mode=ParseMode.HTML)
+
+    assert fake.sent(ALICE.id)[0].result is not None
+
+
+def test_it_accepts_any_text_escaped_with_html_escape() -> None:
+    # Every string of up to four of these characters: markup, entity pieces and a wide emoji.
+    # (Hypothesis would do, but importing it writes a .hypothesis/ folder into the repository.)
+    alphabet = "<>&;#x1/b'\"a 😀"
+    for size in range(1, 5):
+        for characters in itertools.product(alphabet, repeat=size):
+            text = "".join(characters)
+            if text.strip():
+                _check_text(html.escape(text), "HTML")
+                _check_text(html.escape(text, quote=False), "HTML")
+
+
+async def test_it_counts_the_visible_length_after_decoding_entities(bot: Bot) -> None:
+    await bot.send_message(ALICE.id, "<b>" + "&lt;" * 4096 + "</b>", parse_mode=ParseMode.HTML)
+    # An emoji is two UTF-16 code units, as Telegram counts.
+    await bot.send_message(ALICE.id, "&#x1F600;" * 2048, parse_mode=ParseMode.HTML)
+
+    with pytest.raises(BadRequest, match="Message is too long"):
+        await bot.send_message(ALICE.id, "&#x1F600;" * 2048 + "!", parse_mode=ParseMode.HTML)
+    with pytest.raises(ApiError, match="message is too long"):
+        _check_text("&amp;" * 4097, "HTML")
+
+
+# -- rate limits -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("ptb_timedelta")
+async def test_it_rate_limits_each_chat_once_enforced(fake: FakeTelegram, bot: Bot) -> None:
+    await bot.send_message(ALICE.id, "one")
+    await bot.send_message(ALICE.id, "two")
+    fake.enforce_rate_limits()
+
+    await bot.send_message(ALICE.id, "three")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(ALICE.id, "four")
+    await bot.send_message(BOB.id, "to Bob")
+
+    assert caught.value.retry_after == dtm.timedelta(seconds=1)
+    [limited] = fake.rate_limited
+    assert limited.text == "four"
+    assert limited.result is None
+    assert [request.text for request in fake.sent(ALICE.id)] == ["one", "two", "three", "four"]
+    with pytest.raises(KeyError):
+        fake.bot_message(ALICE.id, 4)
+
+
+@pytest.mark.usefixtures("ptb_timedelta")
+async def test_it_rate_limits_sends_and_edits_across_chats(fake: FakeTelegram, bot: Bot) -> None:
+    fake.enforce_rate_limits(overall=(3, 60.0), per_chat=(10, 60.0))
+
+    first = await bot.send_message(ALICE.id, "one")
+    await bot.edit_message_text("one, edited", chat_id=ALICE.id, message_id=first.message_id)
+    with pytest.raises(BadRequest):  # not accepted, so not counted
+        await bot.send_message(BOB.id, "a < b", parse_mode=ParseMode.HTML)
+    await bot.get_me()  # neither sends nor edits
+    await bot.send_message(BOB.id, "two")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(7, "three")
+
+    assert caught.value.retry_after == dtm.timedelta(seconds=60)
+    assert [request.summary() for request in fake.rate_limited] == [
+        "sendMessage(chat_id=7, text='three')"
+    ]
+
+
+@pytest.mark.usefixtures("ptb_timedelta")
+async def test_it_frees_the_window_as_it_slides_and_ignores_rejections(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    fake.enforce_rate_limits(per_chat=(1, 0.4))
+    await bot.send_message(ALICE.id, "one")
+    accepted_by = time.monotonic()
+
+    await asyncio.sleep(0.1)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(ALICE.id, "too soon")
+    # "one" leaves the window 0.4 s after it was accepted; "too soon", had it counted, would
+    # stay in it until 0.5 s.
+    await asyncio.sleep(accepted_by + 0.42 - time.monotonic())
+    await bot.send_message(ALICE.id, "two")
+
+    assert [request.text for request in fake.rate_limited] == ["too soon"]
+
+
+# -- timeouts and dropped connections --------------------------------------------------------
+
+
+async def test_it_stalls_past_the_client_read_timeout(fake: FakeTelegram, bot: Bot) -> None:
+    fake.stall("sendMessage", seconds=30)
+
+    with pytest.raises(TimedOut):
+        await bot.send_message(ALICE.id, "lost", read_timeout=0.1)
+    message = await bot.send_message(ALICE.id, "next")
+
+    assert fake.sent(ALICE.id)[0].result is None
+    assert message.message_id == 1  # the stalled message was never stored
+
+
+async def test_it_carries_out_a_stalled_call_when_delivered(fake: FakeTelegram, bot: Bot) -> None:
+    fake.stall("sendMessage", seconds=30, delivered=True)
+
+    with pytest.raises(TimedOut):
+        await bot.send_message(ALICE.id, "sent after all", read_timeout=0.1)
+
+    [request] = fake.sent(ALICE.id)
+    assert fake.bot_message(ALICE.id, request.message_id)["text"] == "sent after all"
+
+
+async def test_it_answers_a_stalled_call_late(fake: FakeTelegram, bot: Bot) -> None:
+    fake.stall("sendMessage", seconds=0.2)
+    fake.stall("sendMessage", seconds=0.2, delivered=True)
+    started = time.monotonic()
+
+    with pytest.raises(NetworkError, match="Gateway Timeout") as caught:
+        await bot.send_message(ALICE.id, "not delivered")
+    message = await bot.send_message(ALICE.id, "delivered")
+
+    assert type(caught.value) is NetworkError
+    assert message.text == "delivered"
+    assert time.monotonic() - started >= 0.4
+
+
+async def test_it_ends_stalls_when_stopped(fake: FakeTelegram, bot: Bot) -> None:
+    fake.stall("sendMessage", seconds=30)
+    send = asyncio.create_task(bot.send_message(ALICE.id, "waiting"))
+    await fake.wait_for(lambda request: request.text == "waiting")
+
+    async with asyncio.timeout(0.5):
+        await fake.stop()
+        with pytest.raises(NetworkError, match="Gateway Timeout"):
+            await send
+
+
+async def test_it_drops_the_connection_without_an_answer(
+    fake: FakeTelegram, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.drop("sendMessage", chat_id=ALICE.id)
+
+    await bot.send_message(BOB.id, "not dropped")
+    with pytest.raises(NetworkError) as caught:
+        await bot.send_message(ALICE.id, "dropped")
+    message = await bot.send_message(ALICE.id, "next")
+
+    # httpx reports "RemoteProtocolError: Server disconnected without sending a response".
+    assert type(caught.value) is NetworkError
+    assert fake.sent(ALICE.id)[0].result is None
+    assert message.message_id == 1  # the dropped message was never stored
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+async def test_it_carries_out_a_dropped_call_when_delivered(fake: FakeTelegram, bot: Bot) -> None:
+    fake.drop("sendMessage", delivered=True)
+
+    with pytest.raises(NetworkError):
+        await bot.send_message(ALICE.id, "twice")
+    retry = await bot.send_message(ALICE.id, "twice")
+
+    assert retry.message_id == 2
+    assert fake.bot_message(ALICE.id, 1)["text"] == "twice"
