@@ -5,6 +5,12 @@ Telegram allows about 30 messages a second overall and about one a second to one
 short bursts tolerated. python-telegram-bot's AIORateLimiter leaves private chats unlimited,
 and all of this bot's chats are private; so this limiter keeps two sliding windows: at most N
 messages in any window of the overall period, and at most `burst` in any window of a chat's.
+
+Telegram counts a message when it arrives, which is some time after we let it go (the event
+loop may be busy, the network slow). So a message holds its place in a window from the moment
+it is let go until `period` after its answer came back: the arrival lies in between, and no
+`period` of arrivals can then hold more than N, however late each one travels.
+
 Waiters are served in arrival order, so a patient's reply never waits behind more than the
 handful of prompts the dispatcher keeps in flight.
 """
@@ -28,9 +34,8 @@ log = logging.getLogger(__name__)
 # Requests that post or change a message count toward Telegram's limits; the rest (answering a
 # button, getMe, setMyCommands) only wait out a 429 pause.
 COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
-# Our clock is not Telegram's: a window slightly longer than Telegram's absorbs the jitter
-# between when we send and when a request arrives.
-MARGIN_SECONDS = 0.02
+# When a window is full of requests still in flight, look again this often for one to finish.
+IN_FLIGHT_POLL_SECONDS = 0.01
 IDLE_CHATS_KEPT = 1000
 
 
@@ -51,22 +56,29 @@ class Limit:
 class SlidingWindow:
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
-        self.period = limit.period + MARGIN_SECONDS
-        self._times: deque[float] = deque()
+        self._in_flight = 0
+        self._finished: deque[float] = deque()  # when answers came back, oldest first
 
     def wait_time(self, now: float) -> float:
         """Seconds until one more message fits; 0 if it fits now."""
-        while self._times and self._times[0] <= now - self.period:
-            self._times.popleft()
-        if len(self._times) < self.limit.count:
+        period = self.limit.period
+        while self._finished and self._finished[0] <= now - period:
+            self._finished.popleft()
+        if self._in_flight + len(self._finished) < self.limit.count:
             return 0.0
-        return self._times[0] + self.period - now
+        if self._finished:
+            return self._finished[0] + period - now
+        return IN_FLIGHT_POLL_SECONDS
 
-    def record(self, now: float) -> None:
-        self._times.append(now)
+    def started(self) -> None:
+        self._in_flight += 1
+
+    def finished(self, now: float) -> None:
+        self._in_flight -= 1
+        self._finished.append(now)
 
     def idle(self, now: float) -> bool:
-        return not self._times or self._times[-1] <= now - self.period
+        return not self._in_flight and self.wait_time(now) == 0 and not self._finished
 
 
 class _Chat:
@@ -133,9 +145,14 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         chat_id = data.get("chat_id") if counted else None
         rate_limited = network_failures = 0
         while True:
-            await self._take_turn(chat_id, counted=counted)
+            windows = await self._take_turn(chat_id, counted=counted)
             try:
-                return await callback(*args, **kwargs)
+                try:
+                    return await callback(*args, **kwargs)
+                finally:
+                    now = self._clock()
+                    for window in windows:
+                        window.finished(now)
             except RetryAfter as exc:
                 rate_limited += 1
                 wait = _seconds(exc.retry_after)
@@ -158,10 +175,11 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 )
                 await self._sleep(delay)
 
-    async def _take_turn(self, chat_id: object, *, counted: bool) -> None:
+    async def _take_turn(self, chat_id: object, *, counted: bool) -> tuple[SlidingWindow, ...]:
+        """Wait until this request may go; the windows it now holds a place in."""
         if not counted:
             await self._wait(lambda now: self._paused_until - now)
-            return
+            return ()
         chat = self._chat(chat_id)
         async with chat.lock:
             # The chat's own window first, so a chat that must wait does not hold up the rest.
@@ -170,9 +188,9 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 await self._wait(
                     lambda now: max(self._paused_until - now, self._overall.wait_time(now))
                 )
-                now = self._clock()
-                self._overall.record(now)
-                chat.window.record(now)
+                self._overall.started()
+                chat.window.started()
+        return self._overall, chat.window
 
     async def _wait(self, remaining: Callable[[float], float]) -> None:
         while (delay := remaining(self._clock())) > 0:
