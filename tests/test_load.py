@@ -27,7 +27,11 @@ OVERALL = 150
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"rate_limit_overall": OVERALL, "rate_limit_per_chat": 1, "rate_limit_chat_burst": 3}
+        update={
+            "rate_limit_overall": OVERALL,
+            "rate_limit_per_chat": 1,
+            "rate_limit_chat_burst": 3,
+        }
     )
 
 
@@ -80,7 +84,9 @@ async def test_a_thousand_prompts_due_at_once_all_go_out_with_no_429(
     dispatching = asyncio.create_task(bot.dispatch())
     # A patient writing in the middle of it is answered long before the last prompt goes out.
     await bot.fake.wait_for(lambda r: r.chat_id in chats and r.result is not None, count=100)
-    [ack] = [r for r in await bot.send_raw(alice, "Here in the middle") if r.method == "sendMessage"]
+    [ack] = [
+        r for r in await bot.send_raw(alice, "Here in the middle") if r.method == "sendMessage"
+    ]
     report = await dispatching
     elapsed = loop.time() - started
 
