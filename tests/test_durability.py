@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
 from bot.dispatch import MAX_ATTEMPTS, DispatchReport, claim_due
 from bot.status import format_status, read_status
+from bot.updates import ChatOrderedUpdateProcessor
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 
@@ -187,11 +188,12 @@ async def test_it_lets_a_reply_wait_for_the_prompt_it_answers_to_be_recorded(
     update_id = bot.fake.text_update(alice, "Quick reply", reply_to=checkin.message_id)
     assert bot.app is not None
     processor = bot.app.update_processor
+    assert isinstance(processor, ChatOrderedUpdateProcessor)
     for _ in range(1000):
-        if processor.current_concurrent_updates:
+        if processor.in_hand:
             break
         await asyncio.sleep(0)
-    assert processor.current_concurrent_updates == 1  # the reply is being handled, and waits
+    assert processor.in_hand == 1  # the reply is being handled, and waits
     release.set()
     assert len((await dispatching).sent) == 1
     await bot.wait_handled(update_id)

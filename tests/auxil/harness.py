@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from telegram import Update
-from telegram.ext import BaseUpdateProcessor
 
 from bot.app import CompanionApp, build_application, build_companion, rate_limiter_for
 from bot.config import Settings
@@ -19,6 +18,7 @@ from bot.db.models import PromptStatus, ScheduledPrompt
 from bot.dispatch import DispatchReport, dispatch_due
 from bot.keyboards import CONSENT_AGREE
 from bot.resources import Companion
+from bot.updates import ChatOrderedUpdateProcessor
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
 
 WAIT = 10.0
@@ -60,7 +60,9 @@ class Harness:
         self.limiter = rate_limiter_for(self.settings)
         self.limiter.network_backoff = 0.01  # retried as in production, without the wait
         self.app = build_application(self.companion, self.limiter)
-        self._track_handling(self.app.update_processor)
+        processor = self.app.update_processor
+        assert isinstance(processor, ChatOrderedUpdateProcessor)
+        self._track_handling(processor)
         await self.app.initialize()
         # run_polling() calls the lifecycle hooks itself; starting piecewise, we do it.
         if self.app.post_init is not None:
@@ -85,21 +87,20 @@ class Harness:
         await self.stop()
         await self.start()
 
-    def _track_handling(self, processor: BaseUpdateProcessor) -> None:
+    def _track_handling(self, processor: ChatOrderedUpdateProcessor) -> None:
         """Know when each update is done, handled or skipped, to wait for it without sleeping."""
-        process = processor.do_process_update
+        handle = processor.handle
 
-        async def tracked(update: object, coroutine: Awaitable[Any]) -> None:
+        async def tracked(update: Update, coroutine: Awaitable[Any]) -> None:
             try:
-                await process(update, coroutine)
+                await handle(update, coroutine)
             finally:
-                if isinstance(update, Update):
-                    self._handled.setdefault(update.update_id, asyncio.Event()).set()
-                    async with self._counted:
-                        self.handled_counts[update.update_id] += 1
-                        self._counted.notify_all()
+                self._handled.setdefault(update.update_id, asyncio.Event()).set()
+                async with self._counted:
+                    self.handled_counts[update.update_id] += 1
+                    self._counted.notify_all()
 
-        processor.do_process_update = tracked  # type: ignore[method-assign]
+        processor.handle = tracked  # type: ignore[method-assign]
 
     async def wait_handled_times(self, update_id: int, times: int) -> None:
         """Until the update has gone through the processor `times` times (handled or skipped)."""
