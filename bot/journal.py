@@ -150,6 +150,13 @@ def record_message(
     return Recorded(entry=entry, prompt=answers)
 
 
+def acknowledge(session: Session, entry_id: int, now: datetime) -> None:
+    """The patient has been told the entry is saved."""
+    entry = session.get(Entry, entry_id)
+    if entry is not None:  # deleted with /delete meanwhile
+        entry.acknowledged_at = now
+
+
 def record_edit(
     session: Session, patient: Patient, chat_id: int, message_id: int, text: str, now: datetime
 ) -> Entry | None:

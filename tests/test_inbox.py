@@ -47,3 +47,28 @@ async def test_it_handles_what_a_crashed_process_stored_exactly_once(
         assert session.get_one(InboxUpdate, update_id).handled_at is not None
     acks = [r for r in bot.fake.sent(alice.id) if r.text == "Saved in your journal."]
     assert len(acks) == 1
+
+
+async def test_a_reply_saved_but_never_acknowledged_is_acknowledged_once_when_it_comes_again(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    # Telegram fails every try of the acknowledgement: the entry is saved, the patient not told.
+    tries = bot.limiter.network_attempts
+    bot.fake.fail("sendMessage", error_code=500, description="Internal Server Error", times=tries)
+    first = bot.fake.text_update(alice, "Saved, but did it say so?")
+    await bot.wait_handled(first)
+    with bot.session() as session:
+        entry = session.scalars(select(Entry)).one()
+        assert entry.acknowledged_at is None
+    acks = [r for r in bot.fake.sent(alice.id) if r.text == "Saved in your journal."]
+    assert [ack.result is None for ack in acks] == [True] * tries
+
+    # The same message again (a crash came before it was marked handled): told now, once.
+    await bot.redeliver(alice, first)
+    await bot.redeliver(alice, first)
+    acks = [r for r in bot.fake.sent(alice.id) if r.text == "Saved in your journal."]
+    assert [ack.result is not None for ack in acks].count(True) == 1
+    with bot.session() as session:
+        entry = session.scalars(select(Entry)).one()
+        assert entry.acknowledged_at is not None

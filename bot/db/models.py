@@ -184,6 +184,8 @@ class Entry(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # When the patient was told it was saved; None until then (or for entries not told).
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

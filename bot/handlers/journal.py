@@ -20,7 +20,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.db.models import EntryKind
+from bot.db.models import EntryKind, ScheduledPrompt
 from bot.handlers.common import (
     consented_patient,
     from_patient,
@@ -29,6 +29,7 @@ from bot.handlers.common import (
 )
 from bot.journal import (
     Content,
+    acknowledge,
     journal_page_context,
     record_edit,
     record_message,
@@ -106,19 +107,25 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             reply_to_message_id=reply_to.message_id if reply_to else None,
             now=res.clock(),
         )
+    entry, prompt = recorded.entry, recorded.prompt
     if recorded.duplicate:
-        log.info("message %s was already recorded; not answering twice", message.message_id)
-        return
-    prompt = recorded.prompt
+        if entry.acknowledged_at is not None:
+            log.info("message %s was already recorded; not answering twice", message.message_id)
+            return
+        # Saved before a crash, never acknowledged: tell the patient now, once.
+        with res.sessions.begin() as session:
+            prompt = session.get(ScheduledPrompt, entry.prompt_id) if entry.prompt_id else None
     await message.reply_html(
         res.texts.render(
             "saved.html",
             prompt_title=step_title(res.schedule, prompt.step_key) if prompt else "",
-            kind=recorded.entry.kind,
-            mood_note=recorded.mood_note,
-            scale_value=recorded.entry.scale_value,
+            kind=entry.kind,
+            mood_note=recorded.mood_note or (entry.kind == EntryKind.MOOD and bool(entry.text)),
+            scale_value=entry.scale_value,
         )
     )
+    with res.sessions.begin() as session:
+        acknowledge(session, entry.id, res.clock())
     if prompt is not None and prompt.telegram_message_id is not None:
         # Answered: Later and Skip no longer apply.
         try:
