@@ -85,7 +85,8 @@ def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
 
 async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The one repeating job: send every prompt that is due."""
-    report = await dispatch_due(companion(context), context.bot)
+    app = context.application
+    report = await dispatch_due(companion(context), context.bot, lambda: app.running)
     if report.sent or report.failed or report.retrying or report.recaps:
         log.info(
             "dispatch: %s sent, %s deferred, %s retrying, %s failed, %s weekly recaps",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -280,14 +281,28 @@ async def send_weekly_recap(
     log.info("sent the weekly recap to patient %s", patient_id)
 
 
+def _release(companion: Companion, prompt_id: int) -> None:
+    """Give a claimed prompt back unsent, due as it was: the next tick, here or elsewhere."""
+    with companion.sessions.begin() as session:
+        _finish(session, prompt_id, status=PromptStatus.PENDING)
+
+
 async def _send_claimed(
-    companion: Companion, bot: Bot, claimed: list[int], report: DispatchReport
+    companion: Companion,
+    bot: Bot,
+    claimed: list[int],
+    report: DispatchReport,
+    keep_going: Callable[[], bool],
 ) -> None:
-    """Send claimed prompts, IN_FLIGHT at a time (they are for different patients)."""
+    """Send claimed prompts, IN_FLIGHT at a time (they are for different patients); when the
+    bot is stopping, give back those not started yet."""
     slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def send_one(prompt_id: int) -> None:
         async with slots:
+            if not keep_going():
+                _release(companion, prompt_id)
+                return
             try:
                 await send_prompt(companion, bot, prompt_id, report)
             except Exception:
@@ -299,18 +314,25 @@ async def _send_claimed(
             group.create_task(send_one(prompt_id))
 
 
-async def dispatch_due(companion: Companion, bot: Bot) -> DispatchReport:
-    """One tick: claim and send the prompts due now, batch after batch, then weekly recaps."""
+async def dispatch_due(
+    companion: Companion, bot: Bot, keep_going: Callable[[], bool] = lambda: True
+) -> DispatchReport:
+    """One tick: claim and send the prompts due now, batch after batch, then weekly recaps.
+    `keep_going` turns false when the bot is asked to stop: the tick then winds down."""
     report = DispatchReport()
     default_timezone = companion.settings.default_timezone
     lease = timedelta(seconds=companion.settings.claim_lease_seconds)
     for _ in range(BATCHES_PER_TICK):
+        if not keep_going():
+            return report
         with companion.sessions.begin() as session:
             now = companion.clock()
             claimed = claim_due(session, now, companion.schedule, default_timezone, report, lease)
         if not claimed:
             break
-        await _send_claimed(companion, bot, claimed, report)
+        await _send_claimed(companion, bot, claimed, report, keep_going)
+    if not keep_going():
+        return report
     with companion.sessions.begin() as session:
         recaps = claim_due_recaps(session, companion.clock(), default_timezone)
     for patient_id in recaps:

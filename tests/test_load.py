@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
+from bot.db.models import Patient, PromptStatus, ScheduledPrompt
 from tests.auxil.harness import Harness
+from tests.auxil.seed import add_due_prompts
 from tests.fake_telegram import TgUser
 
 pytestmark = pytest.mark.slow
@@ -35,49 +35,12 @@ def settings(settings: Settings) -> Settings:
     )
 
 
-def add_due_prompts(bot: Harness, count: int) -> set[int]:
-    """`count` consented patients, each with a check-in due now; their chat ids."""
-    now = bot.clock.now
-    with bot.session() as session, session.begin():
-        for n in range(count):
-            chat_id = 10_000 + n
-            patient = Patient(
-                telegram_user_id=chat_id,
-                chat_id=chat_id,
-                first_name=f"P{n}",
-                consented_at=now - timedelta(days=1),
-                created_at=now - timedelta(days=1),
-            )
-            session.add(patient)
-            session.flush()
-            treatment = Treatment(
-                patient_id=patient.id,
-                number=1,
-                occurred_at=now - timedelta(hours=3),
-                timezone="Europe/Berlin",
-                created_at=now - timedelta(hours=3),
-            )
-            session.add(treatment)
-            session.flush()
-            session.add(
-                ScheduledPrompt(
-                    patient_id=patient.id,
-                    treatment_id=treatment.id,
-                    step_key="checkin",
-                    due_at=now,
-                    status=PromptStatus.PENDING,
-                    attempts=0,
-                    created_at=now,
-                )
-            )
-    return {10_000 + n for n in range(count)}
-
-
 async def test_a_thousand_prompts_due_at_once_all_go_out_with_no_429(
     agreed: Harness, alice: TgUser
 ):
     bot = agreed
-    chats = add_due_prompts(bot, PATIENTS)
+    with bot.session() as session, session.begin():
+        chats = add_due_prompts(session, bot.clock.now, PATIENTS)
     bot.fake.enforce_rate_limits(overall=(OVERALL, 1.0), per_chat=(3, 3.0))
     loop = asyncio.get_running_loop()
     started = loop.time()
