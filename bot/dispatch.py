@@ -221,6 +221,13 @@ async def send_prompt(
     )
 
 
+def unreachable(error: TelegramError) -> bool:
+    """Telegram will not deliver to this chat: blocked, deactivated, or no such chat."""
+    return isinstance(error, Forbidden) or (
+        isinstance(error, BadRequest) and "chat not found" in error.message.lower()
+    )
+
+
 def _record_failure(
     companion: Companion, outgoing: Outgoing, error: TelegramError, report: DispatchReport
 ) -> None:
@@ -232,7 +239,7 @@ def _record_failure(
             _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING, due_at=now + delay)
             report.retrying += 1
             log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
-        elif isinstance(error, Forbidden):
+        elif unreachable(error):
             # Blocked, or the account is gone: keep everything and stop sending (their rows are
             # held, so not scanned again) until /start brings them back.
             _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING)
@@ -268,7 +275,7 @@ async def send_weekly_recap(
             delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
             with companion.sessions.begin() as session:
                 recap_failed(session, patient_id, companion.clock() + delay)
-                if isinstance(exc, Forbidden):
+                if unreachable(exc):
                     owner = session.get_one(Patient, patient_id)
                     mark_unreachable(session, owner, companion.clock())
             log.warning("weekly recap for patient %s will be retried: %s", patient_id, exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
@@ -145,14 +146,21 @@ async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, 
     assert (await bot.next_prompt(alice)).text
 
 
-async def test_it_holds_the_prompts_of_a_patient_who_blocked_the_bot(
-    agreed: Harness, alice: TgUser
+@pytest.mark.parametrize(
+    ("code", "description"),
+    [
+        (403, "Forbidden: bot was blocked by the user"),
+        (403, "Forbidden: user is deactivated"),
+        (400, "Bad Request: chat not found"),
+    ],
+)
+async def test_it_holds_the_prompts_of_a_patient_telegram_cannot_reach(
+    agreed: Harness, alice: TgUser, code: int, description: str
 ):
     bot = agreed
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(hours=3))
-    blocked = "Forbidden: bot was blocked by the user"
-    bot.fake.fail("sendMessage", error_code=403, description=blocked)
+    bot.fake.fail("sendMessage", error_code=code, description=description, chat_id=alice.id)
     assert (await bot.dispatch()).sent == []
     assert set(statuses(bot).values()) == {PromptStatus.HELD}
     with bot.session() as session:
