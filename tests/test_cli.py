@@ -176,3 +176,12 @@ def test_it_fails_loudly_on_bad_settings(overrides: dict[str, object], message: 
     with pytest.raises(SettingsError) as caught:
         load_settings(Settings, **values)
     assert str(caught.value).startswith(message)
+
+
+def test_every_setting_is_documented_in_env_example_and_the_readme():
+    root = Path(__file__).resolve().parent.parent
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"# {name.upper()}=" in example or f"\n{name.upper()}=" in example, name
+        assert f"`{name.upper()}`" in readme, name
