@@ -102,8 +102,30 @@ class InboxBot(ExtBot[None]):
     def inbox(self) -> Inbox:
         return self._inbox
 
+    async def _post(self, endpoint: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        result = await super()._post(endpoint, data, **kwargs)
+        if endpoint == "getUpdates" and isinstance(result, list):
+            return [_readable(raw, self) for raw in result]
+        return result
+
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
         updates = await super().get_updates(*args, **kwargs)
         if updates:
             self._inbox.store(updates)
         return updates
+
+
+def _readable(raw: dict[str, Any], bot: Bot) -> dict[str, Any]:
+    """The update, or only its id if this python-telegram-bot cannot read it (a newer Bot API,
+    a malformed field). One unreadable update would otherwise fail every getUpdates, never be
+    confirmed, and stop the bot; python-telegram-bot would also log its content."""
+    try:
+        Update.de_json(raw, bot)
+    except Exception as exc:  # whatever the parser trips on
+        log.error(
+            "update %s cannot be read (%s); it is skipped",
+            raw.get("update_id"),
+            type(exc).__name__,
+        )
+        return {"update_id": raw["update_id"]}
+    return raw

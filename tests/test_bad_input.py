@@ -23,6 +23,12 @@ def counts(bot: Harness) -> tuple[int, int, int]:
     ("command", "reply"),
     [
         ("/treatment 25:00", "I didn't understand that time. You can send:"),
+        ("/treatment 25:99", "I didn't understand that time. You can send:"),
+        ("/timezone Mars/Olympus", 'I don\'t know the time zone "Mars/Olympus"'),
+        ("/quiet 8-22", "Please give quiet hours as two times, like /quiet 22:00-08:00"),
+        ("/recap -5", "Please give a number of days from 1 to 365, for example /recap 30."),
+        ("/journal -3", "You can use:\n/journal — your latest entries"),
+        ("/export -1", "You can send /export for your whole journal"),
         ("/treatment banana", "I didn't understand that time."),
         ("/treatment yesterday", "I didn't understand that time."),
         ("/treatment 2026-02-30 10:00", "I didn't understand that time."),
@@ -135,3 +141,68 @@ async def test_it_apologises_for_an_internal_error_without_logging_the_message(
     assert errors
     assert errors[0].exc_info is not None
     assert "My most private thought" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        # A channel post: no user at all.
+        {
+            "channel_post": {
+                "message_id": 5,
+                "date": 1,
+                "chat": {"id": -1009, "type": "channel", "title": "News"},
+                "text": "/start",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            }
+        },
+        # A poll's new state: neither user nor chat.
+        {
+            "poll": {
+                "id": "p1",
+                "question": "?",
+                "options": [{"text": "a", "voter_count": 1, "persistent_id": "o1"}],
+                "total_voter_count": 1,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
+            }
+        },
+    ],
+)
+async def test_it_ignores_updates_without_a_patient(
+    agreed: Harness, caplog: pytest.LogCaptureFixture, update: dict[str, object]
+):
+    bot = agreed
+    before = len(bot.fake.requests)
+    await bot.wait_handled(bot.fake.push_update(update))
+    assert bot.fake.requests[before:] == []
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_it_skips_an_update_it_cannot_read_and_goes_on(
+    agreed: Harness, alice: TgUser, caplog: pytest.LogCaptureFixture
+):
+    # A poll option without the id newer Bot APIs always send: python-telegram-bot cannot
+    # parse it, and would otherwise fail every getUpdates from here on.
+    bot = agreed
+    unreadable = {
+        "poll": {
+            "id": "p2",
+            "question": "SECRET QUESTION",
+            "options": [{"text": "a", "voter_count": 1}],
+            "total_voter_count": 1,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": "regular",
+            "allows_multiple_answers": False,
+        }
+    }
+    skipped = bot.fake.push_update(unreadable)
+    assert await bot.send(alice, "Still heard") == ["Saved in your journal."]
+    await bot.wait_handled(skipped)
+    assert f"update {skipped} cannot be read" in caplog.text
+    assert "SECRET QUESTION" not in caplog.text
