@@ -28,6 +28,7 @@ from bot.render import Renderer
 from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.rights import purge_before
 from bot.schedule import load_schedule
+from bot.telegram_bot import CompanionBot
 from bot.updates import ChatOrderedUpdateProcessor
 
 # python-telegram-bot 22 hands out durations (RetryAfter.retry_after) as timedelta with this.
@@ -156,7 +157,7 @@ def build_application(
     with a rate limiter whose retries do not make them wait."""
     settings = companion_.settings
     inbox = Inbox(companion_.sessions, companion_.clock)
-    bot = InboxBot(
+    bot = CompanionBot(
         settings.telegram_bot_token.get_secret_value(),
         inbox=inbox,
         base_url=settings.telegram_api_base_url,

@@ -22,14 +22,14 @@ from datetime import datetime, timedelta
 from jinja2 import TemplateError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.db import queries
 from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.keyboards import prompt_keyboard
 from bot.localtime import defer_past_quiet_hours
-from bot.messages import pack_blocks, plain_text
+from bot.messages import pack_blocks
 from bot.outbox import send_recap
 from bot.patients import mark_unreachable, quiet_hours_of, zone_of
 from bot.prompt_folder import prompt_context
@@ -169,22 +169,6 @@ def prepare(companion: Companion, prompt_id: int, report: DispatchReport) -> Out
         )
 
 
-async def send_html(
-    bot: Bot, chat_id: int, html: str, keyboard: InlineKeyboardMarkup | None = None
-) -> Message:
-    """Send Telegram HTML; if Telegram refuses to parse it (a clinic's template with a tag it
-    does not know), send the same words as plain text rather than nothing."""
-    try:
-        return await bot.send_message(chat_id, html, reply_markup=keyboard)
-    except BadRequest as exc:
-        if "parse entities" not in exc.message.lower():
-            raise
-        log.error("Telegram could not parse a prompt's HTML; sending it as plain text")
-        return await bot.send_message(
-            chat_id, plain_text(html), parse_mode=None, reply_markup=keyboard
-        )
-
-
 async def send_prompt(
     companion: Companion, bot: Bot, prompt_id: int, report: DispatchReport
 ) -> None:
@@ -201,8 +185,10 @@ async def send_prompt(
         *first_parts, last_part = pack_blocks([outgoing.text])
         try:
             for part in first_parts:
-                await send_html(bot, outgoing.chat_id, part)
-            message = await send_html(bot, outgoing.chat_id, last_part, outgoing.keyboard)
+                await bot.send_message(outgoing.chat_id, part)
+            message = await bot.send_message(
+                outgoing.chat_id, last_part, reply_markup=outgoing.keyboard
+            )
         except TelegramError as exc:
             _record_failure(companion, outgoing, exc, report)
             return

@@ -68,7 +68,7 @@ def settings(tmp_path: Path, fake: FakeTelegram, prompts_dir: Path) -> Settings:
         rate_limit_overall=1000,
         rate_limit_per_chat=1000,
         rate_limit_chat_burst=100,
-        telegram_timeout_seconds=2,
+        telegram_timeout_seconds=5,
         # SQLite keeps its key in a file beside the database; other databases need DATA_KEYS.
         data_keys=new_key() if os.environ.get("TEST_DATABASE_URL") else None,
     )

@@ -14,7 +14,7 @@ from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 
-TIMEOUT = 0.3
+TIMEOUT = 1.0
 
 
 @pytest.fixture
@@ -133,3 +133,31 @@ async def test_one_unreachable_patient_does_not_stop_the_others(
     assert len((await bot.dispatch()).sent) == 1
     assert [r.result is not None for r in checkins(bot, bob)] == [True]
     assert prompt_row(bot, alice).status == PromptStatus.HELD
+
+
+async def test_any_message_telegram_cannot_parse_goes_out_as_plain_text(
+    agreed: Harness, alice: TgUser, caplog: pytest.LogCaptureFixture
+):
+    # Not only prompts: whatever path a text takes, the patient gets the words.
+    bot = agreed
+    assert bot.app is not None
+    await bot.app.bot.send_message(alice.id, "<p>Tea with Alice</p> &amp; friends")
+    refused, delivered = bot.fake.sent(alice.id)[-2:]
+    assert refused.result is None
+    assert delivered.text == "Tea with Alice & friends"
+    assert "parse_mode" not in delivered.params
+    assert "could not parse the HTML of a sendMessage" in caplog.text
+    assert "Alice & friends" not in caplog.text
+
+
+async def test_a_message_telegram_finds_too_long_goes_out_in_parts(agreed: Harness, alice: TgUser):
+    bot = agreed
+    assert bot.app is not None
+    long_text = "\n".join(f"<b>Line {n}</b> " + "word " * 20 for n in range(60))
+    before = len(bot.fake.sent(alice.id))
+    await bot.app.bot.send_message(alice.id, long_text)
+    refused, *parts = bot.fake.sent(alice.id)[before:]
+    assert refused.result is None
+    assert len(parts) == 2
+    assert all(part.result is not None for part in parts)
+    assert "".join(part.text or "" for part in parts).count("Line ") == 60
