@@ -89,6 +89,13 @@ def claim_due(
         previous = last_sent.get(patient.id)
         if previous is not None:
             not_before = max(not_before, previous + schedule.min_gap)
+        step = schedule.step(prompt.step_key)
+        if step is not None and step.before_session:
+            session_at = session.get_one(Treatment, prompt.treatment_id).occurred_at
+            if not_before >= session_at:
+                # An invitation to set an intention is no use once the session has begun.
+                prompt.status = PromptStatus.SKIPPED
+                continue
         if not_before > now:
             prompt.due_at = not_before
             report.deferred += 1

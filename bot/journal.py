@@ -15,7 +15,7 @@ from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledProm
 from bot.localtime import format_short
 from bot.schedule import Schedule
 from bot.text import shorten, step_title
-from bot.treatments import integration_treatment
+from bot.treatments import MAX_INTENTION_LENGTH, integration_treatment
 
 PAGE_SIZE = 5
 SCALE = range(1, 11)
@@ -39,6 +39,7 @@ class Recorded:
     prompt: ScheduledPrompt | None  # the prompt it answers, if any
     duplicate: bool = False  # this Telegram message had already been recorded
     mood_note: bool = False  # the text became the note of the mood just given
+    intention_for: Treatment | None = None  # the answer set this planned treatment's intention
 
 
 def open_prompt(session: Session, patient: Patient, schedule: Schedule) -> ScheduledPrompt | None:
@@ -147,7 +148,16 @@ def record_message(
     )
     session.add(entry)
     session.flush()
-    return Recorded(entry=entry, prompt=answers)
+    intention_for = None
+    if (
+        answers is not None
+        and step is not None
+        and step.reply == "intention"
+        and 0 < len(typed) <= MAX_INTENTION_LENGTH
+    ):
+        intention_for = session.get_one(Treatment, answers.treatment_id)
+        intention_for.intention = typed
+    return Recorded(entry=entry, prompt=answers, intention_for=intention_for)
 
 
 def acknowledge(session: Session, entry_id: int, now: datetime) -> None:

@@ -14,7 +14,7 @@ from bot.crisis import load_resources
 from bot.localtime import DEFAULT_QUIET_HOURS, defer_past_quiet_hours, format_clock, format_day
 from bot.messages import TELEGRAM_LIMIT, telegram_html_problems, visible_length
 from bot.render import make_environment
-from bot.schedule import Schedule, ScheduleError, Step, load_schedule, step_due_at
+from bot.schedule import Schedule, ScheduleError, Step, load_schedule
 from bot.treatments import MAX_INTENTION_LENGTH
 
 CRISIS_RESOURCES = "crisis_resources.toml"
@@ -26,6 +26,7 @@ PROMPT_VARIABLES = frozenset(
         "treatment_time",
         "intention",
         "hours_since",
+        "days_until",
         "days_since",
         "step_title",
         "timezone",
@@ -45,6 +46,7 @@ def prompt_context(
 ) -> dict[str, Any]:
     """The variables documented in prompts/README.md, for one step of one treatment."""
     elapsed = max(now - treatment_at, timedelta(0))
+    days_until = (treatment_at.astimezone(zone).date() - now.astimezone(zone).date()).days
     return {
         "first_name": first_name,
         "treatment_number": treatment_number,
@@ -53,6 +55,7 @@ def prompt_context(
         "intention": intention,
         "hours_since": int(elapsed.total_seconds() // 3600),
         "days_since": elapsed.days,
+        "days_until": max(days_until, 0),
         "step_title": step.title,
         "timezone": zone.key,
     }
@@ -146,7 +149,7 @@ def preview_folder(
     env = make_environment(schedule.folder)
     items: list[PreviewItem] = []
     for step in schedule.steps:
-        due = step_due_at(treatment_at, zone, step.after)
+        due = step.due_at(treatment_at, zone)
         if items:
             due = max(due, items[-1].sends_at + schedule.min_gap)
         due = defer_past_quiet_hours(due, zone, DEFAULT_QUIET_HOURS)

@@ -8,17 +8,19 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-ReplyKind = Literal["text", "scale", "none"]
-REPLY_KINDS: tuple[ReplyKind, ...] = ("text", "scale", "none")
-STEP_FIELDS = {"key", "title", "after", "template", "reply", "highlight"}
+# "intention": the answer becomes the treatment's intention (a step before the session).
+ReplyKind = Literal["text", "scale", "none", "intention"]
+REPLY_KINDS: tuple[ReplyKind, ...] = ("text", "scale", "none", "intention")
+STEP_FIELDS = {"key", "title", "after", "at", "template", "reply", "highlight"}
 TOP_LEVEL_FIELDS = {"min_gap", "snooze", "step"}
 KEY_PATTERN = re.compile(r"[a-z0-9_]{1,40}")
-DURATION_PATTERN = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+DURATION_PATTERN = re.compile(r"(-)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+TIME_OF_DAY_PATTERN = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 @dataclass(frozen=True)
@@ -28,32 +30,52 @@ class Duration:
     days: int
     seconds: int
     text: str
+    before: bool = False  # written with a "-": a step before the session ("-0d" is its day)
 
     def approximate(self) -> timedelta:
         return timedelta(days=self.days, seconds=self.seconds)
 
 
 def parse_duration(text: str) -> Duration:
-    """Parse "30s", "45m", "3h", "1d", "2w" or combinations in that order such as "1d12h"."""
+    """Parse "30s", "45m", "3h", "1d", "2w" or combinations in that order such as "1d12h";
+    a leading "-" means before ("-1d")."""
     cleaned = text.strip().lower()
     match = DURATION_PATTERN.fullmatch(cleaned)
-    if not cleaned or match is None:
+    if not cleaned.lstrip("-") or match is None:
         raise ValueError(
-            f"{text!r} is not a duration (use numbers with w, d, h, m, s, e.g. 3h or 1d12h)"
+            f"{text!r} is not a duration (use numbers with w, d, h, m, s, e.g. 3h, 1d12h or -1d)"
         )
-    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    sign = -1 if match.group(1) else 1
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups()[1:])
     return Duration(
-        days=weeks * 7 + days, seconds=hours * 3600 + minutes * 60 + seconds, text=cleaned
+        days=sign * (weeks * 7 + days),
+        seconds=sign * (hours * 3600 + minutes * 60 + seconds),
+        text=cleaned,
+        before=sign < 0,
     )
 
 
-def step_due_at(treatment_at: datetime, tz: ZoneInfo, after: Duration) -> datetime:
+def parse_time_of_day(text: str) -> time:
+    match = TIME_OF_DAY_PATTERN.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a time of day (use HH:MM, e.g. 19:00)")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def step_due_at(
+    treatment_at: datetime, tz: ZoneInfo, after: Duration, at: time | None = None
+) -> datetime:
     """When a step falls due, in UTC.
 
     Whole days are added on the local calendar so that "1d" after 18:00 is 18:00 the next day
-    even across a daylight-saving change; hours, minutes and seconds are elapsed time.
+    even across a daylight-saving change; hours, minutes and seconds are elapsed time. With
+    `at`, the step comes at that local time of day, `after.days` days from the treatment's day
+    ("-1d" at 19:00: the evening before).
     """
     local = treatment_at.astimezone(tz)
+    if at is not None:
+        day = local.date() + timedelta(days=after.days)
+        return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
     # Aware-datetime arithmetic with a ZoneInfo keeps the wall-clock time: what we want for days.
     shifted = (local + timedelta(days=after.days)).astimezone(UTC)
     return shifted + timedelta(seconds=after.seconds)
@@ -67,6 +89,20 @@ class Step:
     template: str
     reply: ReplyKind
     highlight: bool = False  # its answers are the recap's highlights
+    at: time | None = None  # a local time of day, `after.days` days from the treatment's
+
+    @property
+    def before_session(self) -> bool:
+        """Only for a planned treatment, and never sent once the session has begun."""
+        return self.after.before
+
+    def due_at(self, treatment_at: datetime, tz: ZoneInfo) -> datetime:
+        return step_due_at(treatment_at, tz, self.after, self.at)
+
+    def order(self) -> timedelta:
+        """Roughly where the step sits around the treatment, to list the steps in order; the
+        due times of one treatment are what count."""
+        return self.after.approximate()
 
 
 @dataclass(frozen=True)
@@ -129,6 +165,14 @@ def _parse_step(raw: object, index: int, problems: list[str]) -> Step | None:
         after = None
     else:
         after = _duration_field(raw["after"], f"{where}: after", problems)
+    at = None
+    if "at" in raw:
+        try:
+            at = parse_time_of_day(str(raw["at"]))
+        except ValueError as exc:
+            problems.append(f"{where}: at: {exc}")
+        if after is not None and after.seconds:
+            problems.append(f'{where}: with at, after must be whole days (e.g. "-1d" or "0d")')
     if len(problems) > before or after is None:
         return None
     return Step(
@@ -138,6 +182,7 @@ def _parse_step(raw: object, index: int, problems: list[str]) -> Step | None:
         template=cast(str, template).strip(),
         reply=cast(ReplyKind, reply),
         highlight=highlight is True,
+        at=at,
     )
 
 
@@ -173,7 +218,7 @@ def load_schedule(folder: Path) -> Schedule:
         steps.append(step)
     if problems or min_gap is None or snooze is None:
         raise ScheduleError(problems)
-    ordered = sorted(steps, key=lambda step: step.after.approximate())
+    ordered = sorted(steps, key=Step.order)
     return Schedule(
         folder=folder,
         steps=tuple(ordered),

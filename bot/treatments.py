@@ -11,7 +11,7 @@ from bot.db import queries
 from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.localtime import defer_past_quiet_hours
 from bot.patients import quiet_hours_of, zone_of
-from bot.schedule import Schedule, step_due_at
+from bot.schedule import Schedule
 
 # Two treatments this close together are almost certainly the same one logged twice.
 DUPLICATE_WINDOW = timedelta(hours=2)
@@ -28,8 +28,9 @@ class DuplicateTreatmentError(Exception):
 class LoggedTreatment:
     treatment: Treatment
     planned: bool
-    first_prompt_at: datetime | None  # when the first prompt should arrive, after quiet hours
+    first_prompt_at: datetime | None  # when the first reflection should arrive, after quiet hours
     missed_steps: int  # steps already past when it was logged, left out
+    before_session_at: datetime | None = None  # the first step before a planned session
 
 
 def expected_send_time(
@@ -52,6 +53,7 @@ def log_treatment(
 
     Steps already past when a late treatment is logged are left out, except the latest of them,
     which is sent now: a patient who logs yesterday's session still gets the reflection that fits.
+    Steps before the session (an intention the evening before) are kept only while still ahead.
     """
     clash = queries.treatments_between(
         session, patient.id, occurred_at - DUPLICATE_WINDOW, occurred_at + DUPLICATE_WINDOW
@@ -72,9 +74,15 @@ def log_treatment(
     session.add(treatment)
     session.flush()
 
-    due_times = [(step, step_due_at(occurred_at, zone, step.after)) for step in schedule.steps]
-    past = [pair for pair in due_times if pair[1] <= now]
-    kept = past[-1:] + [pair for pair in due_times if pair[1] > now]
+    due_times = sorted(
+        ((step, step.due_at(occurred_at, zone)) for step in schedule.steps),
+        key=lambda pair: pair[1],
+    )
+    before = [pair for pair in due_times if pair[0].before_session and pair[1] < occurred_at]
+    after = [pair for pair in due_times if not pair[0].before_session]
+    past = [pair for pair in after if pair[1] <= now]
+    kept = [pair for pair in before if pair[1] > now] + past[-1:]
+    kept += [pair for pair in after if pair[1] > now]
     status = PromptStatus.HELD if patient.paused_at else PromptStatus.PENDING
     for step, due_at in kept:
         session.add(
@@ -87,7 +95,10 @@ def log_treatment(
                 created_at=now,
             )
         )
-    first = min((max(due_at, now) for _, due_at in kept), default=None)
+    first = min(
+        (max(due_at, now) for step, due_at in kept if not step.before_session), default=None
+    )
+    ahead = min((due_at for step, due_at in kept if step.before_session), default=None)
     return LoggedTreatment(
         treatment=treatment,
         planned=occurred_at > now,
@@ -95,6 +106,9 @@ def log_treatment(
         if first is None
         else expected_send_time(first, now, patient, default_timezone),
         missed_steps=len(past) - len(past[-1:]),
+        before_session_at=None
+        if ahead is None
+        else expected_send_time(ahead, now, patient, default_timezone),
     )
 
 

@@ -101,7 +101,7 @@ def test_it_reports_a_bad_duration_on_one_line(tmp_path: Path):
     assert result.returncode == 1
     assert result.stdout.strip() == (
         "schedule.toml step 1 (a): after: 'soon' is not a duration "
-        "(use numbers with w, d, h, m, s, e.g. 3h or 1d12h)"
+        "(use numbers with w, d, h, m, s, e.g. 3h, 1d12h or -1d)"
     )
 
 
@@ -117,6 +117,11 @@ def test_it_previews_every_step_with_its_local_send_time():
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert (
+        "=== intention_invite · An intention · after -1d · Fri 23 Oct 19:00 · reply: intention"
+        in out
+    )
+    assert "=== intention_morning · Your session today · after -0d · Sat 24 Oct 08:00" in out
     assert "=== checkin · Check-in · after 3h · Sat 24 Oct 21:00 · reply: text" in out
     # 13 h after 18:00 is 06:00 (the clocks went back): quiet hours hold it until 08:00,
     # and the reflection keeps an hour's distance from it.
@@ -124,7 +129,7 @@ def test_it_previews_every_step_with_its_local_send_time():
     assert "=== reflection · Reflection · after 14h · Sun 25 Oct 09:00 · reply: text" in out
     assert "=== day2 · One small step · after 2d · Mon 26 Oct 18:00" in out
     assert "<blockquote>To meet my grief with kindness</blockquote>" in out
-    assert out.count("=== ") == 10
+    assert out.count("=== ") == 12
 
 
 def test_it_migrates_a_fresh_database(tmp_path: Path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
         ("1d12h", 1, 43200),
         ("1w2d3h4m5s", 9, 3 * 3600 + 4 * 60 + 5),
         (" 14H ", 0, 14 * 3600),
+        ("-1d", -1, 0),
+        ("-2h", 0, -7200),
+        ("-0d", 0, 0),
     ],
 )
 def test_it_parses_durations(text: str, days: int, seconds: int):
@@ -31,7 +34,7 @@ def test_it_parses_durations(text: str, days: int, seconds: int):
     assert (parsed.days, parsed.seconds) == (days, seconds)
 
 
-@pytest.mark.parametrize("text", ["", "3", "h", "3x", "1h1d", "-1h", "1.5h", "3 h", "1d 2h"])
+@pytest.mark.parametrize("text", ["", "-", "3", "h", "3x", "1h1d", "--1h", "1.5h", "3 h", "1d 2h"])
 def test_it_rejects_malformed_durations(text: str):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
@@ -68,6 +71,8 @@ def test_it_loads_the_default_schedule_in_time_order():
     schedule = load_schedule(Path(__file__).resolve().parent.parent / "prompts")
     keys = [step.key for step in schedule.steps]
     assert keys == [
+        "intention_invite",
+        "intention_morning",
         "checkin",
         "mood_first",
         "reflection",
@@ -152,3 +157,34 @@ def test_it_reports_broken_toml(tmp_path: Path):
     folder = write_schedule(tmp_path / "p", "[[step]\nkey = ")
     with pytest.raises(ScheduleError, match="not valid TOML"):
         load_schedule(folder)
+
+
+@pytest.mark.parametrize(("text", "before"), [("-0d", True), ("-1d", True), ("0d", False)])
+def test_a_leading_minus_means_before_the_session(text: str, before: bool):
+    assert parse_duration(text).before is before
+
+
+def test_a_time_of_day_counts_whole_days_from_the_treatments_day():
+    # A treatment at 09:30 on the Monday after the clocks went back.
+    treatment = datetime(2026, 10, 26, 9, 30, tzinfo=BERLIN).astimezone(UTC)
+    evening_before = step_due_at(treatment, BERLIN, parse_duration("-1d"), time(19, 0))
+    assert evening_before == datetime(2026, 10, 25, 19, 0, tzinfo=BERLIN)
+    morning_of = step_due_at(treatment, BERLIN, parse_duration("-0d"), time(8, 0))
+    assert morning_of == datetime(2026, 10, 26, 8, 0, tzinfo=BERLIN)
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        ('after = "-1d"\nat = "7pm"', "at: '7pm' is not a time of day (use HH:MM, e.g. 19:00)"),
+        ('after = "-1d"\nat = "24:00"', "at: '24:00' is not a time of day"),
+        ('after = "-1d2h"\nat = "19:00"', "with at, after must be whole days"),
+    ],
+)
+def test_it_explains_a_wrong_time_of_day(tmp_path: Path, lines: str, problem: str):
+    (tmp_path / "schedule.toml").write_text(
+        f'[[step]]\nkey = "a"\ntemplate = "a.html"\n{lines}\n', encoding="utf-8"
+    )
+    with pytest.raises(ScheduleError) as raised:
+        load_schedule(tmp_path)
+    assert any(problem in line for line in raised.value.problems), raised.value.problems

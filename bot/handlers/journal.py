@@ -122,6 +122,7 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             kind=entry.kind,
             mood_note=recorded.mood_note or (entry.kind == EntryKind.MOOD and bool(entry.text)),
             scale_value=entry.scale_value,
+            intention_for=recorded.intention_for.number if recorded.intention_for else None,
         )
     )
     with res.sessions.begin() as session:

@@ -104,6 +104,9 @@ async def treatment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 "planned": logged.planned,
                 "intention": logged.treatment.intention or "",
                 "first_prompt": format_relative(first, now, zone) if first else "",
+                "before_session": format_relative(logged.before_session_at, now, zone)
+                if logged.before_session_at
+                else "",
                 "missed": logged.missed_steps,
                 "paused": patient.paused_at is not None,
                 # Offered once, after the first treatment, while it is off.
