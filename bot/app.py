@@ -42,6 +42,7 @@ MENU = (
     "journal",
     "recap",
     "mood",
+    "practice",
     "export",
     "timezone",
     "quiet",

@@ -19,7 +19,13 @@ from fpdf.enums import Align, TextDirection, XPos, YPos
 from fpdf.fonts import TTFFont
 from PIL import Image
 
-from bot.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
+from bot.export_data import (
+    ExportData,
+    ExportEntry,
+    ExportPractice,
+    ExportPrompt,
+    ExportTreatment,
+)
 from bot.render import Say
 
 __all__ = ["render_markdown", "write_markdown", "write_pdf"]
@@ -92,6 +98,15 @@ def _entry_blocks(entry: ExportEntry, say: Say) -> Iterator[_Block]:
         yield _Block(_Style.TEXT, entry.text)
 
 
+def _practice_blocks(practices: list[ExportPractice], say: Say) -> Iterator[_Block]:
+    for done in practices:
+        name = _one_line(done.label) or say("practice", kind=done.kind)
+        meta = say("practice_meta", when=_format_when(done.when), name=name, minutes=done.minutes)
+        yield _Block(_Style.ENTRY, meta)
+        if done.note.strip():
+            yield _Block(_Style.TEXT, done.note)
+
+
 def _treatment_blocks(treatment: ExportTreatment, say: Say) -> Iterator[_Block]:
     heading = say("treatment", number=treatment.number, when=_format_when(treatment.when))
     yield _Block(_Style.SECTION, heading)
@@ -116,6 +131,9 @@ def _treatment_blocks(treatment: ExportTreatment, say: Say) -> Iterator[_Block]:
             yield _Block(_Style.HEADING, heading)
             for entry in entries:
                 yield from _entry_blocks(entry, say)
+    if treatment.practices:
+        yield _Block(_Style.HEADING, say("practices"))
+        yield from _practice_blocks(treatment.practices, say)
 
 
 def _content_blocks(data: ExportData, say: Say) -> Iterator[_Block]:
@@ -126,7 +144,10 @@ def _content_blocks(data: ExportData, say: Say) -> Iterator[_Block]:
         yield _Block(_Style.SECTION, say("other_entries"))
         for entry in data.other_entries:
             yield from _entry_blocks(entry, say)
-    if not data.treatments and not data.other_entries:
+    if data.other_practices:
+        yield _Block(_Style.SECTION, say("other_practices"))
+        yield from _practice_blocks(data.other_practices, say)
+    if not data.treatments and not data.other_entries and not data.other_practices:
         yield _Block(_Style.REMARK, say("nothing"))
 
 

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from bot.db import queries
-from bot.db.models import Entry, EntryKind, Patient
+from bot.db.models import Entry, EntryKind, Patient, Practice
 from bot.journal import gather_treatment, prompt_state
 from bot.patients import zone_of
+from bot.practices import practices_between
 from bot.schedule import Schedule
 from bot.text import step_title
 
@@ -34,6 +35,15 @@ class ExportPrompt:
 
 
 @dataclass(frozen=True)
+class ExportPractice:
+    when: datetime  # aware, local
+    kind: str  # one of practices.KINDS
+    label: str  # what an "other" practice was; empty otherwise
+    minutes: int | None
+    note: str
+
+
+@dataclass(frozen=True)
 class ExportTreatment:
     number: int
     when: datetime  # aware, local
@@ -42,6 +52,7 @@ class ExportTreatment:
     prompts: list[ExportPrompt] = field(default_factory=list)  # in schedule order
     moods: list[ExportEntry] = field(default_factory=list)  # mood records not tied to a prompt
     entries: list[ExportEntry] = field(default_factory=list)  # free entries of this period
+    practices: list[ExportPractice] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class ExportData:
     treatments: list[ExportTreatment]
     other_entries: list[ExportEntry]  # free entries and moods outside any treatment
     mood_chart_png: bytes | None = None
+    other_practices: list[ExportPractice] = field(default_factory=list)
 
 
 def collect_export(
@@ -78,6 +90,19 @@ def collect_export(
             edited=row.edited_at is not None,
         )
 
+    def practice(row: Practice) -> ExportPractice:
+        return ExportPractice(
+            when=row.done_at.astimezone(zone),
+            kind=row.kind,
+            label=row.label or "",
+            minutes=row.minutes,
+            note=row.note or "",
+        )
+
+    practices: dict[int | None, list[ExportPractice]] = {}
+    for done in practices_between(session, patient.id, start, now):
+        practices.setdefault(done.treatment_id, []).append(practice(done))
+
     rows = queries.entries_since(session, patient.id, start)
     by_treatment: dict[int | None, list[Entry]] = {}
     for row in rows:
@@ -87,7 +112,7 @@ def collect_export(
         t
         for t in queries.treatments_of(session, patient.id)
         if t.occurred_at <= now
-        and (start is None or t.occurred_at >= start or t.id in by_treatment)
+        and (start is None or t.occurred_at >= start or t.id in by_treatment or t.id in practices)
     ]
     exported = []
     for treatment in treatments:
@@ -111,6 +136,7 @@ def collect_export(
                 ],
                 moods=[entry(row) for row in others if row.kind == EntryKind.MOOD],
                 entries=[entry(row) for row in others if row.kind != EntryKind.MOOD],
+                practices=practices.pop(treatment.id, []),
             )
         )
     outside = [row for group in by_treatment.values() for row in group]
@@ -122,4 +148,7 @@ def collect_export(
         end=now.astimezone(zone),
         treatments=exported,
         other_entries=[entry(row) for row in sorted(outside, key=lambda r: (r.created_at, r.id))],
+        other_practices=sorted(
+            (done for group in practices.values() for done in group), key=lambda p: p.when
+        ),
     )

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bot.db import queries
 from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.localtime import format_short
+from bot.practices import KINDS, record_practice
 from bot.schedule import Schedule
 from bot.text import shorten, step_title
 from bot.treatments import MAX_INTENTION_LENGTH, integration_treatment
@@ -212,6 +213,7 @@ class PromptAction(StrEnum):
     LATER = "later"
     SKIP = "skip"
     SCALE = "scale"
+    PRACTICE = "practice"  # value: the practice's place in practices.KINDS
 
 
 class ActionOutcome(StrEnum):
@@ -231,7 +233,8 @@ def act_on_prompt(
     *,
     value: int | None = None,
 ) -> tuple[ActionOutcome, ScheduledPrompt | None]:
-    """Apply a prompt button: Later (ask again after the snooze), Skip, or a scale value."""
+    """Apply a prompt button: Later (ask again after the snooze), Skip, a scale value, or a
+    practice chosen under a practice step."""
     prompt = session.get(ScheduledPrompt, prompt_id)
     if prompt is None or prompt.patient_id != patient.id:
         return ActionOutcome.NOT_YOURS, None
@@ -245,11 +248,15 @@ def act_on_prompt(
     if action is PromptAction.SKIP:
         prompt.status = PromptStatus.SKIPPED
         return ActionOutcome.DONE, prompt
-    if value is None or value not in SCALE:
+    valid = range(len(KINDS)) if action is PromptAction.PRACTICE else SCALE
+    if value is None or value not in valid:
         return ActionOutcome.BAD_VALUE, prompt
     if queries.prompt_has_answer(session, prompt.id):
         return ActionOutcome.CLOSED, prompt
-    record_mood(session, patient, value, now, schedule, prompt)
+    if action is PromptAction.PRACTICE:
+        record_practice(session, patient, KINDS[value], now, schedule, prompt=prompt)
+    else:
+        record_mood(session, patient, value, now, schedule, prompt)
     return ActionOutcome.DONE, prompt
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.journal import SCALE, PromptAction
+from bot.practices import KINDS, MINUTE_CHOICES
 from bot.resources import Companion
 from bot.schedule import Step
 
@@ -21,6 +22,8 @@ DELETE_PREFIX = "delete:"
 DELETE_YES = "delete:yes"
 DELETE_NO = "delete:no"
 SEARCH_PREFIX = "jsearch:"
+PRACTICE_PREFIX = "practice:"
+MINUTES_PREFIX = "pmin:"
 # Telegram allows 64 bytes of callback data; a search's paging buttons carry its words.
 MAX_SEARCH_BYTES = 64 - len(SEARCH_PREFIX) - len("999:")
 
@@ -75,11 +78,14 @@ def prompt_keyboard(
     """Later and Skip under every prompt that expects an answer, and the scale for scale steps."""
     if step.reply == "none":
         return None
-    rows = (
-        scale_rows(lambda value: prompt_callback(prompt_id, PromptAction.SCALE, value))
-        if step.reply == "scale"
-        else []
-    )
+    if step.reply == "scale":
+        rows = scale_rows(lambda value: prompt_callback(prompt_id, PromptAction.SCALE, value))
+    elif step.reply == "practice":
+        rows = practice_rows(
+            companion, lambda index: prompt_callback(prompt_id, PromptAction.PRACTICE, index)
+        )
+    else:
+        rows = []
     rows.append(
         [
             InlineKeyboardButton(
@@ -159,3 +165,44 @@ def delete_keyboard(companion: Companion) -> InlineKeyboardMarkup:
             [InlineKeyboardButton(companion.label("delete_no"), callback_data=DELETE_NO)],
         ]
     )
+
+
+def practice_rows(
+    companion: Companion, callback_data: Callable[[int], str]
+) -> list[list[InlineKeyboardButton]]:
+    """Every practice, two to a row, by its place in KINDS."""
+    buttons = [
+        InlineKeyboardButton(
+            companion.label("practice_name", kind=kind), callback_data=callback_data(i)
+        )
+        for i, kind in enumerate(KINDS)
+    ]
+    return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+
+
+def practice_keyboard(companion: Companion) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        practice_rows(companion, lambda index: f"{PRACTICE_PREFIX}{index}")
+    )
+
+
+def minutes_keyboard(companion: Companion, practice_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    companion.label("minutes", minutes=minutes),
+                    callback_data=f"{MINUTES_PREFIX}{practice_id}:{minutes}",
+                )
+                for minutes in MINUTE_CHOICES
+            ]
+        ]
+    )
+
+
+def parse_minutes_callback(data: str) -> tuple[int, int] | None:
+    try:
+        practice_id, minutes = (int(part) for part in data.removeprefix(MINUTES_PREFIX).split(":"))
+    except ValueError:
+        return None
+    return practice_id, minutes

@@ -13,6 +13,7 @@ from bot.db import queries
 from bot.db.models import EntryKind, Patient, PromptStatus
 from bot.localtime import format_day, format_short
 from bot.patients import zone_of
+from bot.practices import practices_between, summarize
 from bot.schedule import Schedule
 from bot.text import shorten, step_title
 from bot.treatments import expected_send_time
@@ -101,6 +102,7 @@ def build_recap(
         )
     free_entries = [e for e in entries if e.prompt_id is None and e.kind != EntryKind.MOOD]
     days_written = {e.created_at.astimezone(zone).date() for e in entries}
+    practices = summarize(practices_between(session, patient.id, start, now), zone)
 
     upcoming = queries.upcoming_prompts(session, patient.id, UPCOMING)
     upcoming_numbers = queries.treatments_by_id(session, (p.treatment_id for p in upcoming))
@@ -130,6 +132,7 @@ def build_recap(
             "average": f"{sum(values) / len(values):.1f}",
             "trend": mood_trend(moods),
         },
+        "practices": practices,
         "highlights": highlights,
         "free_entries": len(free_entries),
         "days_written": len(days_written),

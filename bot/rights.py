@@ -13,11 +13,13 @@ from bot.db.models import (
     Entry,
     InboxUpdate,
     Patient,
+    Practice,
     PromptStatus,
     ScheduledPrompt,
     Treatment,
     WeeklyRecap,
 )
+from bot.practices import practices_between
 
 EXPORT_FORMAT = "integration-companion/personal-data/1"
 
@@ -102,6 +104,19 @@ def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str
             }
             for e in queries.entries_since(session, patient.id, None)
         ],
+        "practices": [
+            {
+                "id": p.id,
+                "done_at": _when(p.done_at),
+                "kind": p.kind,
+                "label": p.label,
+                "minutes": p.minutes,
+                "note": p.note,
+                "treatment_id": p.treatment_id,
+                "prompt_id": p.prompt_id,
+            }
+            for p in practices_between(session, patient.id, None, now)
+        ],
     }
 
 
@@ -114,10 +129,11 @@ def delete_patient(session: Session, patient: Patient) -> None:
 def purge_before(session: Session, cutoff: datetime) -> int:
     """Retention: delete journal content older than `cutoff`; return how many rows went.
 
-    Entries go by when they were written; a treatment goes with its prompts once it is older
-    than the cutoff and none of its prompts is still to be sent.
+    Entries and practices go by when they were written; a treatment goes with its prompts once
+    it is older than the cutoff and none of its prompts is still to be sent.
     """
     entries = session.execute(delete(Entry).where(Entry.created_at < cutoff))
+    practices = session.execute(delete(Practice).where(Practice.done_at < cutoff))
     unsent = exists().where(
         ScheduledPrompt.treatment_id == Treatment.id,
         ScheduledPrompt.status.in_(
@@ -125,4 +141,5 @@ def purge_before(session: Session, cutoff: datetime) -> int:
         ),
     )
     treatments = session.execute(delete(Treatment).where(Treatment.occurred_at < cutoff, ~unsent))
-    return int(entries.rowcount) + int(treatments.rowcount)  # type: ignore[attr-defined]
+    removed = (result.rowcount for result in (entries, practices, treatments))  # type: ignore[attr-defined]
+    return sum(int(count) for count in removed)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-# "intention": the answer becomes the treatment's intention (a step before the session).
-ReplyKind = Literal["text", "scale", "none", "intention"]
-REPLY_KINDS: tuple[ReplyKind, ...] = ("text", "scale", "none", "intention")
+# "intention": the answer becomes the treatment's intention (a step before the session);
+# "practice": buttons to note an integration practice done.
+ReplyKind = Literal["text", "scale", "none", "intention", "practice"]
+REPLY_KINDS: tuple[ReplyKind, ...] = ("text", "scale", "none", "intention", "practice")
 STEP_FIELDS = {"key", "title", "after", "at", "template", "reply", "highlight"}
 TOP_LEVEL_FIELDS = {"min_gap", "snooze", "step"}
 KEY_PATTERN = re.compile(r"[a-z0-9_]{1,40}")

@@ -29,6 +29,15 @@ def pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
 
 
+@pytest.fixture(autouse=True)
+def own_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exports build in this test's own temporary folder, so other processes' exports running
+    at the same time are not counted as leftovers."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+
+
 def leftovers() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("companion-export-*")}
 

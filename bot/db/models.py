@@ -190,6 +190,33 @@ class Entry(Base):
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class Practice(Base):
+    """An integration practice the patient did: meditation, a walk in nature, art, a talk with
+    the guide... with optional minutes and a note. `label` names an "other" practice."""
+
+    __tablename__ = "practices"
+    __table_args__ = (
+        Index("ix_practices_patient_done", "patient_id", "done_at"),
+        Index("ix_practices_prompt_id", "prompt_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    treatment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("treatments.id", ondelete="SET NULL")
+    )
+    prompt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scheduled_prompts.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(24))
+    label: Mapped[str | None] = mapped_column(EncryptedText())
+    minutes: Mapped[int | None] = mapped_column(SmallInteger)
+    note: Mapped[str | None] = mapped_column(EncryptedText())
+    # The message that gave the note or label, so a redelivered copy adds nothing.
+    note_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class WeeklyRecap(Base):
     """A patient's recap without asking: which local weekday and time, and when it is due next.
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy import Row, Select, func, select, union, update
 from sqlalchemy.orm import Session
 
-from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt, Treatment
+from bot.db.models import Entry, Patient, Practice, PromptStatus, ScheduledPrompt, Treatment
 
 
 def patient_by_user(session: Session, telegram_user_id: int) -> Patient | None:
@@ -96,9 +96,8 @@ def prompt_by_message(
 
 
 def prompt_has_answer(session: Session, prompt_id: int) -> bool:
-    return (
-        session.scalar(select(Entry.id).where(Entry.prompt_id == prompt_id).limit(1)) is not None
-    )
+    """An entry answers a prompt; so does a practice chosen under it."""
+    return bool(answered_prompt_ids(session, [prompt_id]))
 
 
 def entry_by_message(session: Session, chat_id: int, message_id: int) -> Entry | None:
@@ -220,7 +219,12 @@ def answered_prompt_ids(session: Session, prompt_ids: Iterable[int]) -> set[int]
     wanted = set(prompt_ids)
     if not wanted:
         return set()
-    rows = session.scalars(select(Entry.prompt_id).where(Entry.prompt_id.in_(wanted)).distinct())
+    rows = session.scalars(
+        union(
+            select(Entry.prompt_id).where(Entry.prompt_id.in_(wanted)),
+            select(Practice.prompt_id).where(Practice.prompt_id.in_(wanted)),
+        )
+    )
     return {prompt_id for prompt_id in rows if prompt_id is not None}
 
 

@@ -20,6 +20,7 @@ from bot.handlers import (
     journal,
     mood,
     onboarding,
+    practices,
     privacy,
     recap,
     settings,
@@ -30,7 +31,9 @@ from bot.keyboards import (
     DELETE_PREFIX,
     FILE_PREFIX,
     JOURNAL_PREFIX,
+    MINUTES_PREFIX,
     MOOD_PREFIX,
+    PRACTICE_PREFIX,
     PROMPT_PREFIX,
     SEARCH_PREFIX,
     TREATMENT_PREFIX,
@@ -69,6 +72,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "treatment": treatments.treatment,
         "journal": journal.journal,
         "mood": mood.mood,
+        "practice": practices.practice,
         "recap": recap.recap,
         "export": export.export,
         "privacy": privacy.privacy,
@@ -86,6 +90,8 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(journal.search_page, pattern=f"^{SEARCH_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.treatment_button, pattern=f"^{TREATMENT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(mood.mood_button, pattern=f"^{MOOD_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(practices.practice_button, pattern=f"^{PRACTICE_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(practices.minutes_button, pattern=f"^{MINUTES_PREFIX}"))
     app.add_handler(CallbackQueryHandler(recap.weekly_button, pattern=f"^{WEEKLY_ON}$"))
     app.add_handler(CallbackQueryHandler(privacy.delete_button, pattern=f"^{DELETE_PREFIX}"))
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))

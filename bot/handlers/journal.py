@@ -52,6 +52,7 @@ from bot.keyboards import (
 from bot.localtime import format_short
 from bot.outbox import send_blocks
 from bot.patients import zone_of
+from bot.practices import add_words, practice_awaiting_words, words_already_added
 from bot.resources import Companion, companion
 from bot.text import step_title
 
@@ -96,6 +97,19 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await message.reply_html(res.texts.render("unsupported.html", kind="media"))
         return
     reply_to = message.reply_to_message
+    if content.kind is EntryKind.TEXT and reply_to is None and content.text:
+        with res.sessions.begin() as session:
+            patient = the_patient(session, incoming.user_id)
+            if words_already_added(session, patient, message.message_id):
+                return  # a redelivered note: kept and answered the first time
+            practice = practice_awaiting_words(session, patient, res.clock())
+            part = add_words(practice, content.text, message.message_id) if practice else None
+            label = practice.label if practice else None
+        if part is not None:
+            await message.reply_html(
+                res.texts.render("practice.html", outcome="words", part=part, label=label)
+            )
+            return
     with res.sessions.begin() as session:
         recorded = record_message(
             session,
