@@ -43,6 +43,7 @@ MENU = (
     "recap",
     "mood",
     "practice",
+    "remind",
     "export",
     "timezone",
     "quiet",
@@ -89,14 +90,16 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The one repeating job: send every prompt that is due."""
     app = context.application
     report = await dispatch_due(companion(context), context.bot, lambda: app.running)
-    if report.sent or report.failed or report.retrying or report.recaps:
+    if report.sent or report.failed or report.retrying or report.recaps or report.reminders:
         log.info(
-            "dispatch: %s sent, %s deferred, %s retrying, %s failed, %s weekly recaps",
+            "dispatch: %s sent, %s deferred, %s retrying, %s failed, %s weekly recaps, "
+            "%s reminders",
             len(report.sent),
             report.deferred,
             report.retrying,
             report.failed,
             report.recaps,
+            report.reminders,
         )
 
 

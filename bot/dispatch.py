@@ -26,14 +26,15 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.db import queries
-from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
-from bot.keyboards import prompt_keyboard
+from bot.db.models import Patient, PromptStatus, Reminder, ScheduledPrompt, Treatment
+from bot.keyboards import prompt_keyboard, reminder_keyboard
 from bot.localtime import defer_past_quiet_hours
 from bot.messages import pack_blocks
 from bot.outbox import send_recap
 from bot.patients import mark_unreachable, quiet_hours_of, zone_of
 from bot.prompt_folder import prompt_context
 from bot.recap import build_recap
+from bot.reminders import claim_due_reminders, reminder_failed, reminder_sent
 from bot.resources import Companion
 from bot.schedule import Schedule
 from bot.weekly import claim_due_recaps, recap_failed, recap_sent
@@ -57,6 +58,7 @@ class DispatchReport:
     retrying: int = 0
     failed: int = 0
     recaps: int = 0  # weekly recaps sent
+    reminders: int = 0  # practice reminders sent
 
 
 def claim_due(
@@ -281,6 +283,40 @@ async def send_weekly_recap(
     log.info("sent the weekly recap to patient %s", patient_id)
 
 
+async def send_reminder(
+    companion: Companion, bot: Bot, patient_id: int, report: DispatchReport
+) -> None:
+    """Send one claimed practice reminder, with a button to note the practice as done."""
+    default_timezone = companion.settings.default_timezone
+    with companion.sessions.begin() as session:
+        patient = session.get_one(Patient, patient_id)
+        reminder = session.get(Reminder, patient_id)
+        if reminder is None:  # turned off since the claim
+            return
+        chat_id, kind = patient.chat_id, reminder.kind
+        text = companion.texts.render(
+            "reminder.html", first_name=patient.first_name or "", kind=kind
+        )
+    async with companion.chat_lock(chat_id):
+        try:
+            await bot.send_message(chat_id, text, reply_markup=reminder_keyboard(companion, kind))
+        except TelegramError as exc:
+            retry = exc.retry_after if isinstance(exc, RetryAfter) else WEEKLY_RETRY
+            delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
+            with companion.sessions.begin() as session:
+                reminder_failed(session, patient_id, companion.clock() + delay)
+                if unreachable(exc):
+                    mark_unreachable(
+                        session, session.get_one(Patient, patient_id), companion.clock()
+                    )
+            log.warning("the reminder for patient %s will be retried: %s", patient_id, exc)
+            return
+        with companion.sessions.begin() as session:
+            reminder_sent(session, patient_id, companion.clock(), default_timezone)
+    report.reminders += 1
+    log.info("sent the practice reminder to patient %s", patient_id)
+
+
 def _release(companion: Companion, prompt_id: int) -> None:
     """Give a claimed prompt back unsent, due as it was: the next tick, here or elsewhere."""
     with companion.sessions.begin() as session:
@@ -335,6 +371,9 @@ async def dispatch_due(
         return report
     with companion.sessions.begin() as session:
         recaps = claim_due_recaps(session, companion.clock(), default_timezone)
+        reminders = claim_due_reminders(session, companion.clock(), default_timezone)
     for patient_id in recaps:
         await send_weekly_recap(companion, bot, patient_id, report)
+    for patient_id in reminders:
+        await send_reminder(companion, bot, patient_id, report)
     return report

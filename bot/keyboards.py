@@ -206,3 +206,17 @@ def parse_minutes_callback(data: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     return practice_id, minutes
+
+
+def reminder_keyboard(companion: Companion, kind: str) -> InlineKeyboardMarkup:
+    """One button: note the reminded practice as done (then minutes and a note, as usual)."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    companion.label("reminder_done", kind=kind),
+                    callback_data=f"{PRACTICE_PREFIX}{KINDS.index(kind)}",
+                )
+            ]
+        ]
+    )

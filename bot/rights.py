@@ -15,6 +15,7 @@ from bot.db.models import (
     Patient,
     Practice,
     PromptStatus,
+    Reminder,
     ScheduledPrompt,
     Treatment,
     WeeklyRecap,
@@ -31,6 +32,7 @@ def _when(moment: datetime | None) -> str | None:
 def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str, Any]:
     """Everything stored about the patient, machine-readable (the shape is in the README)."""
     weekly = session.get(WeeklyRecap, patient.id)
+    reminder = session.get(Reminder, patient.id)
     treatments = queries.treatments_of(session, patient.id)
     prompts = session.scalars(
         select(ScheduledPrompt)
@@ -64,6 +66,14 @@ def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str
             "minute": weekly.minute,
             "next_due_at": _when(weekly.due_at),
             "last_sent_at": _when(weekly.last_sent_at),
+        },
+        "practice_reminder": None
+        if reminder is None
+        else {
+            "minute": reminder.minute,
+            "practice": reminder.kind,
+            "next_due_at": _when(reminder.due_at),
+            "last_sent_at": _when(reminder.last_sent_at),
         },
         "treatments": [
             {

@@ -217,6 +217,23 @@ class Practice(Base):
     done_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class Reminder(Base):
+    """A daily nudge to a practice, at a local time of day; due times in UTC, claimed with a
+    lease like prompts."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_due", "due_at"),)
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[int] = mapped_column(SmallInteger)  # local minute of the day
+    kind: Mapped[str] = mapped_column(String(24))  # one of practices.KINDS
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class WeeklyRecap(Base):
     """A patient's recap without asking: which local weekday and time, and when it is due next.
 

@@ -73,6 +73,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "journal": journal.journal,
         "mood": mood.mood,
         "practice": practices.practice,
+        "remind": practices.remind,
         "recap": recap.recap,
         "export": export.export,
         "privacy": privacy.privacy,

@@ -1,4 +1,5 @@
-"""/practice: note an integration practice, then how long it took and a few words about it."""
+"""/practice: note an integration practice, then how long it took and a few words about it;
+/remind: a daily reminder of one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from bot.keyboards import (
     parse_minutes_callback,
     practice_keyboard,
 )
+from bot.localtime import format_relative
+from bot.patients import zone_of
 from bot.practices import KINDS, parse_practice_args, record_practice, set_minutes
+from bot.reminders import (
+    expected_at,
+    parse_reminder,
+    reminder_of,
+    remove_reminder,
+    set_reminder,
+)
 from bot.resources import Companion
 
 
@@ -98,3 +108,35 @@ async def minutes_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     await query.answer(res.label("minutes_saved", minutes=minutes))
     await remove_buttons(query)
+
+
+async def remind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/remind 08:00 meditation: a daily reminder; /remind off; /remind shows it."""
+    incoming = await from_patient(update, context)
+    if incoming is None:
+        return
+    message, res = incoming.message, incoming.res
+    args = context.args or []
+    now, default_timezone = res.clock(), res.settings.default_timezone
+    with res.sessions.begin() as session:
+        patient = the_patient(session, incoming.user_id)
+        outcome, reminder = "usage", None
+        if [word.lower() for word in args] == ["off"]:
+            outcome = "off" if remove_reminder(session, patient) else "none"
+        elif not args:
+            reminder = reminder_of(session, patient)
+            outcome = "show" if reminder else "usage"
+        elif (wanted := parse_reminder(args)) is not None:
+            reminder = set_reminder(session, patient, *wanted, now, default_timezone)
+            outcome = "set"
+        view: dict[str, object] = {"outcome": outcome}
+        if reminder is not None:
+            zone = zone_of(patient, default_timezone)
+            first = expected_at(reminder, patient, default_timezone)
+            view |= {
+                "kind": reminder.kind,
+                "time": f"{reminder.minute // 60:02}:{reminder.minute % 60:02}",
+                "first": format_relative(first, now, zone),
+                "timezone": zone.key,
+            }
+    await message.reply_html(res.texts.render("remind.html", **view))
