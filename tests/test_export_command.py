@@ -101,6 +101,23 @@ async def test_it_says_when_there_is_nothing_to_export(agreed: Harness, alice: T
     ]
 
 
+async def test_it_exports_moods_and_practices_without_any_treatment(
+    agreed: Harness, alice: TgUser
+):
+    # Found by the property test: a mood chart with no treatment to mark once failed.
+    bot = agreed
+    await bot.send(alice, "/mood")
+    await bot.press(alice, bot.fake.sent(alice.id)[-1].message_id, "mood:5")
+    await bot.send(alice, "/practice meditation 10")
+    bot.clock.advance(timedelta(hours=1))
+    requests = await bot.send_raw(alice, "/export")
+    files = documents(requests)
+    assert len(files) == 2
+    markdown = next(data for name, data in files.items() if name.endswith(".md")).decode()
+    assert "Mood: 5/10" in markdown
+    assert "Meditation, 10 min" in markdown
+
+
 @pytest.mark.slow
 async def test_it_exports_a_large_journal(agreed: Harness, alice: TgUser):
     bot = agreed

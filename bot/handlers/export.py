@@ -33,7 +33,7 @@ def with_mood_chart(res: Companion, data: ExportData, zone: ZoneInfo) -> ExportD
     if not moods:
         return data
     marks = [TreatmentMark(t.when, t.number) for t in data.treatments]
-    start = data.start or min(moods[0].when, *(m.when for m in marks))
+    start = data.start or min([moods[0].when, *(m.when for m in marks)])
     png = mood_chart_png(
         moods,
         marks,
@@ -89,7 +89,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             session, patient, res.schedule, res.clock(), res.settings.default_timezone, days
         )
         zone = zone_of(patient, res.settings.default_timezone)
-    if not data.treatments and not data.other_entries:
+    if not data.treatments and not data.other_entries and not data.other_practices:
         await message.reply_html(res.texts.render("export.html", outcome="empty", days=days))
         return
     await message.reply_html(res.texts.render("export.html", outcome="preparing"))
