@@ -44,6 +44,8 @@ MENU = (
     "mood",
     "practice",
     "remind",
+    "goal",
+    "goals",
     "export",
     "timezone",
     "quiet",

@@ -27,7 +27,8 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.db import queries
 from bot.db.models import Patient, PromptStatus, Reminder, ScheduledPrompt, Treatment
-from bot.keyboards import prompt_keyboard, reminder_keyboard
+from bot.goals import active_goals, checkin_done, checkin_failed, claim_due_checkins
+from bot.keyboards import goal_checkin_keyboard, prompt_keyboard, reminder_keyboard
 from bot.localtime import defer_past_quiet_hours
 from bot.messages import pack_blocks
 from bot.outbox import send_recap
@@ -59,6 +60,7 @@ class DispatchReport:
     failed: int = 0
     recaps: int = 0  # weekly recaps sent
     reminders: int = 0  # practice reminders sent
+    checkins: int = 0  # weekly goal check-ins sent on their own
 
 
 def claim_due(
@@ -279,8 +281,75 @@ async def send_weekly_recap(
             recap_sent(
                 session, session.get_one(Patient, patient_id), companion.clock(), default_timezone
             )
+            checkin = goal_checkin_message(companion, session, patient_id)
+        if checkin is not None:
+            # With the weekly recap on, the goals' check-in comes with it.
+            try:
+                await bot.send_message(chat_id, checkin[0], reply_markup=checkin[1])
+            except TelegramError as exc:
+                log.warning(
+                    "the goal check-in after patient %s's recap failed: %s", patient_id, exc
+                )
+            else:
+                with companion.sessions.begin() as session:
+                    checkin_done(
+                        session,
+                        patient_id,
+                        companion.clock(),
+                        companion.schedule,
+                        default_timezone,
+                    )
     report.recaps += 1
     log.info("sent the weekly recap to patient %s", patient_id)
+
+
+def goal_checkin_message(
+    companion: Companion, session: Session, patient_id: int
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    """The weekly check-in on the patient's active goals; None without any."""
+    patient = session.get_one(Patient, patient_id)
+    goals = active_goals(session, patient_id)
+    if not goals:
+        return None
+    text = companion.texts.render(
+        "goal_checkin.html", first_name=patient.first_name or "", goals=goals
+    )
+    return text, goal_checkin_keyboard(companion, [(goal.id, goal.number) for goal in goals])
+
+
+async def send_goal_checkin(
+    companion: Companion, bot: Bot, patient_id: int, report: DispatchReport
+) -> None:
+    """Send one claimed goal check-in and set the next, a week on."""
+    default_timezone = companion.settings.default_timezone
+    with companion.sessions.begin() as session:
+        chat_id = session.get_one(Patient, patient_id).chat_id
+        checkin = goal_checkin_message(companion, session, patient_id)
+        if checkin is None:
+            checkin_done(
+                session, patient_id, companion.clock(), companion.schedule, default_timezone
+            )
+            return
+    async with companion.chat_lock(chat_id):
+        try:
+            await bot.send_message(chat_id, checkin[0], reply_markup=checkin[1])
+        except TelegramError as exc:
+            retry = exc.retry_after if isinstance(exc, RetryAfter) else WEEKLY_RETRY
+            delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
+            with companion.sessions.begin() as session:
+                checkin_failed(session, patient_id, companion.clock() + delay)
+                if unreachable(exc):
+                    mark_unreachable(
+                        session, session.get_one(Patient, patient_id), companion.clock()
+                    )
+            log.warning("the goal check-in for patient %s will be retried: %s", patient_id, exc)
+            return
+        with companion.sessions.begin() as session:
+            checkin_done(
+                session, patient_id, companion.clock(), companion.schedule, default_timezone
+            )
+    report.checkins += 1
+    log.info("sent the goal check-in to patient %s", patient_id)
 
 
 async def send_reminder(
@@ -372,8 +441,13 @@ async def dispatch_due(
     with companion.sessions.begin() as session:
         recaps = claim_due_recaps(session, companion.clock(), default_timezone)
         reminders = claim_due_reminders(session, companion.clock(), default_timezone)
+        checkins = claim_due_checkins(
+            session, companion.clock(), companion.schedule, default_timezone
+        )
     for patient_id in recaps:
         await send_weekly_recap(companion, bot, patient_id, report)
+    for patient_id in checkins:
+        await send_goal_checkin(companion, bot, patient_id, report)
     for patient_id in reminders:
         await send_reminder(companion, bot, patient_id, report)
     return report

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.goals import ANSWERS as GOAL_ANSWERS
 from bot.journal import SCALE, PromptAction
 from bot.practices import KINDS, MINUTE_CHOICES
 from bot.resources import Companion
@@ -24,6 +25,7 @@ DELETE_NO = "delete:no"
 SEARCH_PREFIX = "jsearch:"
 PRACTICE_PREFIX = "practice:"
 MINUTES_PREFIX = "pmin:"
+GOAL_PREFIX = "goal:"
 # Telegram allows 64 bytes of callback data; a search's paging buttons carry its words.
 MAX_SEARCH_BYTES = 64 - len(SEARCH_PREFIX) - len("999:")
 
@@ -220,3 +222,28 @@ def reminder_keyboard(companion: Companion, kind: str) -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+def goal_checkin_keyboard(
+    companion: Companion, goals: Sequence[tuple[int, int]]
+) -> InlineKeyboardMarkup:
+    """A row per goal, (goal id, number): yes, partly, no."""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    companion.label("goal_answer", number=number, answer=answer),
+                    callback_data=f"{GOAL_PREFIX}{goal_id}:{answer}",
+                )
+                for answer in GOAL_ANSWERS
+            ]
+            for goal_id, number in goals
+        ]
+    )
+
+
+def parse_goal_callback(data: str) -> tuple[int, str] | None:
+    goal_id, _, answer = data.removeprefix(GOAL_PREFIX).partition(":")
+    if not goal_id.isdigit() or answer not in GOAL_ANSWERS:
+        return None
+    return int(goal_id), answer

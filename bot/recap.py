@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.chart import MoodPoint, TreatmentMark
 from bot.db import queries
 from bot.db.models import EntryKind, Patient, PromptStatus
+from bot.goals import WEEKS_SHOWN, progress
 from bot.localtime import format_day, format_short
 from bot.patients import zone_of
 from bot.practices import practices_between, summarize
@@ -133,6 +134,8 @@ def build_recap(
             "trend": mood_trend(moods),
         },
         "practices": practices,
+        "goals": progress(session, patient, now, default_timezone),
+        "goal_weeks": WEEKS_SHOWN,
         "highlights": highlights,
         "free_entries": len(free_entries),
         "days_written": len(days_written),

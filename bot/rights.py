@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from bot.db import queries
 from bot.db.models import (
     Entry,
+    Goal,
+    GoalCheck,
     InboxUpdate,
     Patient,
     Practice,
@@ -113,6 +115,25 @@ def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str
                 "telegram_message_id": e.message_id,
             }
             for e in queries.entries_since(session, patient.id, None)
+        ],
+        "goals": [
+            {
+                "number": g.number,
+                "kind": g.kind,
+                "text": g.text,
+                "status": g.status,
+                "created_at": _when(g.created_at),
+                "closed_at": _when(g.closed_at),
+                "weekly_checks": [
+                    {"week": c.week, "answer": c.answer, "note": c.note}
+                    for c in session.scalars(
+                        select(GoalCheck).where(GoalCheck.goal_id == g.id).order_by(GoalCheck.week)
+                    )
+                ],
+            }
+            for g in session.scalars(
+                select(Goal).where(Goal.patient_id == patient.id).order_by(Goal.number)
+            )
         ],
         "practices": [
             {

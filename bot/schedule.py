@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 ReplyKind = Literal["text", "scale", "none", "intention", "practice"]
 REPLY_KINDS: tuple[ReplyKind, ...] = ("text", "scale", "none", "intention", "practice")
 STEP_FIELDS = {"key", "title", "after", "at", "template", "reply", "highlight"}
-TOP_LEVEL_FIELDS = {"min_gap", "snooze", "step"}
+TOP_LEVEL_FIELDS = {"min_gap", "snooze", "goal_checkin", "step"}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEY_PATTERN = re.compile(r"[a-z0-9_]{1,40}")
 DURATION_PATTERN = re.compile(r"(-)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 TIME_OF_DAY_PATTERN = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -112,6 +113,8 @@ class Schedule:
     steps: tuple[Step, ...]
     min_gap: timedelta
     snooze: timedelta
+    # When patients with goals are asked how the week went: (weekday, Monday 0; local minute).
+    goal_checkin: tuple[int, int] = (6, 18 * 60)
 
     def step(self, key: str) -> Step | None:
         return next((step for step in self.steps if step.key == key), None)
@@ -134,6 +137,20 @@ def _duration_field(raw: object, where: str, problems: list[str]) -> Duration | 
     except ValueError as exc:
         problems.append(f"{where}: {exc}")
         return None
+
+
+def _weekly_field(raw: object, problems: list[str]) -> tuple[int, int] | None:
+    """ "sun 18:00": a weekday and a local time of day."""
+    words = raw.split() if isinstance(raw, str) else []
+    if len(words) == 2 and words[0].lower()[:3] in WEEKDAYS:
+        try:
+            at = parse_time_of_day(words[1])
+        except ValueError:
+            pass
+        else:
+            return WEEKDAYS.index(words[0].lower()[:3]), at.hour * 60 + at.minute
+    problems.append('schedule.toml: goal_checkin must be a weekday and a time, e.g. "sun 18:00"')
+    return None
 
 
 def _parse_step(raw: object, index: int, problems: list[str]) -> Step | None:
@@ -204,6 +221,7 @@ def load_schedule(folder: Path) -> Schedule:
     snooze = _duration_field(data.get("snooze", "1h"), "schedule.toml: snooze", problems)
     if snooze is not None and snooze.approximate() <= timedelta(0):
         problems.append("schedule.toml: snooze must be longer than 0s")
+    goal_checkin = _weekly_field(data.get("goal_checkin", "sun 18:00"), problems)
     raw_steps = data.get("step", [])
     if not isinstance(raw_steps, list) or not raw_steps:
         problems.append("schedule.toml: no [[step]] tables")
@@ -225,4 +243,5 @@ def load_schedule(folder: Path) -> Schedule:
         steps=tuple(ordered),
         min_gap=min_gap.approximate(),
         snooze=snooze.approximate(),
+        goal_checkin=goal_checkin or (6, 18 * 60),
     )

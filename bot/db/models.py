@@ -234,6 +234,52 @@ class Reminder(Base):
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class Goal(Base):
+    """A goal of the patient's: a habit to build, one to break, or another goal. `number` is
+    how the patient names it (/goal done 2)."""
+
+    __tablename__ = "goals"
+    __table_args__ = (UniqueConstraint("patient_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))  # build, break, goal
+    text: Mapped[str] = mapped_column(EncryptedText())
+    status: Mapped[str] = mapped_column(String(8), default="active")  # active, done, dropped
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class GoalCheck(Base):
+    """How a goal went in one week (the patient's local ISO week): yes, partly or no."""
+
+    __tablename__ = "goal_checks"
+    __table_args__ = (UniqueConstraint("goal_id", "week"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    goal_id: Mapped[int] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))  # "2026-W48"
+    answer: Mapped[str] = mapped_column(String(8))
+    note: Mapped[str | None] = mapped_column(EncryptedText())
+    note_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GoalCheckin(Base):
+    """When a patient with active goals is next asked how they went; claimed with a lease."""
+
+    __tablename__ = "goal_checkins"
+    __table_args__ = (Index("ix_goal_checkins_due", "due_at"),)
+
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
+    )
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class WeeklyRecap(Base):
     """A patient's recap without asking: which local weekday and time, and when it is due next.
 

@@ -17,6 +17,7 @@ from bot.handlers import (
     errors,
     export,
     fallback,
+    goals,
     journal,
     mood,
     onboarding,
@@ -30,6 +31,7 @@ from bot.keyboards import (
     CONSENT_AGREE,
     DELETE_PREFIX,
     FILE_PREFIX,
+    GOAL_PREFIX,
     JOURNAL_PREFIX,
     MINUTES_PREFIX,
     MOOD_PREFIX,
@@ -74,6 +76,8 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         "mood": mood.mood,
         "practice": practices.practice,
         "remind": practices.remind,
+        "goal": goals.goal,
+        "goals": goals.goals,
         "recap": recap.recap,
         "export": export.export,
         "privacy": privacy.privacy,
@@ -93,6 +97,7 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(mood.mood_button, pattern=f"^{MOOD_PREFIX}"))
     app.add_handler(CallbackQueryHandler(practices.practice_button, pattern=f"^{PRACTICE_PREFIX}"))
     app.add_handler(CallbackQueryHandler(practices.minutes_button, pattern=f"^{MINUTES_PREFIX}"))
+    app.add_handler(CallbackQueryHandler(goals.goal_button, pattern=f"^{GOAL_PREFIX}"))
     app.add_handler(CallbackQueryHandler(recap.weekly_button, pattern=f"^{WEEKLY_ON}$"))
     app.add_handler(CallbackQueryHandler(privacy.delete_button, pattern=f"^{DELETE_PREFIX}"))
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))

@@ -21,6 +21,7 @@ from telegram.ext import ContextTypes
 
 from bot.db import queries
 from bot.db.models import EntryKind, ScheduledPrompt
+from bot.goals import check_awaiting_note, note_already_added
 from bot.handlers.common import (
     consented_patient,
     from_patient,
@@ -98,17 +99,28 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     reply_to = message.reply_to_message
     if content.kind is EntryKind.TEXT and reply_to is None and content.text:
+        # Words right after choosing a practice or answering a goal's check-in belong there.
         with res.sessions.begin() as session:
             patient = the_patient(session, incoming.user_id)
-            if words_already_added(session, patient, message.message_id):
+            message_id, now = message.message_id, res.clock()
+            if words_already_added(session, patient, message_id) or note_already_added(
+                session, patient, message_id
+            ):
                 return  # a redelivered note: kept and answered the first time
-            practice = practice_awaiting_words(session, patient, res.clock())
-            part = add_words(practice, content.text, message.message_id) if practice else None
-            label = practice.label if practice else None
-        if part is not None:
-            await message.reply_html(
-                res.texts.render("practice.html", outcome="words", part=part, label=label)
-            )
+            practice = practice_awaiting_words(session, patient, now)
+            check = check_awaiting_note(session, patient, now)
+            if check is not None and (practice is None or check.created_at > practice.done_at):
+                check.note, check.note_message_id = content.text, message_id
+                reply = res.texts.render("goals.html", outcome="noted")
+            elif practice is not None:
+                part = add_words(practice, content.text, message_id)
+                reply = res.texts.render(
+                    "practice.html", outcome="words", part=part, label=practice.label
+                )
+            else:
+                reply = ""
+        if reply:
+            await message.reply_html(reply)
             return
     with res.sessions.begin() as session:
         recorded = record_message(
