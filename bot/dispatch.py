@@ -26,8 +26,16 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.db import queries
-from bot.db.models import Patient, PromptStatus, Reminder, ScheduledPrompt, Treatment
-from bot.goals import active_goals, checkin_done, checkin_failed, claim_due_checkins
+from bot.db.models import (
+    GoalCheckin,
+    Patient,
+    PromptStatus,
+    Reminder,
+    ScheduledPrompt,
+    Treatment,
+    WeeklyRecap,
+)
+from bot.goals import active_goals, checkin_done, claim_due_checkins
 from bot.keyboards import goal_checkin_keyboard, prompt_keyboard, reminder_keyboard
 from bot.localtime import defer_past_quiet_hours
 from bot.messages import pack_blocks
@@ -35,10 +43,11 @@ from bot.outbox import send_recap
 from bot.patients import mark_unreachable, quiet_hours_of, zone_of
 from bot.prompt_folder import prompt_context
 from bot.recap import build_recap
-from bot.reminders import claim_due_reminders, reminder_failed, reminder_sent
+from bot.recurring import Recurring, release_for_retry
+from bot.reminders import claim_due_reminders, reminder_sent
 from bot.resources import Companion
 from bot.schedule import Schedule
-from bot.weekly import claim_due_recaps, recap_failed, recap_sent
+from bot.weekly import claim_due_recaps, recap_sent
 
 log = logging.getLogger(__name__)
 
@@ -268,14 +277,7 @@ async def send_weekly_recap(
         try:
             await send_recap(companion, bot, chat_id, recap, zone, weekly=True)
         except TelegramError as exc:
-            retry = exc.retry_after if isinstance(exc, RetryAfter) else WEEKLY_RETRY
-            delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
-            with companion.sessions.begin() as session:
-                recap_failed(session, patient_id, companion.clock() + delay)
-                if unreachable(exc):
-                    owner = session.get_one(Patient, patient_id)
-                    mark_unreachable(session, owner, companion.clock())
-            log.warning("weekly recap for patient %s will be retried: %s", patient_id, exc)
+            _recurring_failed(companion, WeeklyRecap, patient_id, exc, "weekly recap")
             return
         with companion.sessions.begin() as session:
             recap_sent(
@@ -301,6 +303,22 @@ async def send_weekly_recap(
                     )
     report.recaps += 1
     log.info("sent the weekly recap to patient %s", patient_id)
+
+
+def _recurring_failed(
+    companion: Companion, model: type[Recurring], patient_id: int, error: TelegramError, what: str
+) -> None:
+    """A weekly recap, reminder or check-in Telegram did not take: try again later (when
+    Telegram says, on 429), and stop for a patient it cannot reach."""
+    wait = error.retry_after if isinstance(error, RetryAfter) else WEEKLY_RETRY
+    delay = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
+    with companion.sessions.begin() as session:
+        release_for_retry(session, model, patient_id, companion.clock() + delay)
+        if unreachable(error):
+            mark_unreachable(session, session.get_one(Patient, patient_id), companion.clock())
+    log.warning(
+        "the %s for patient %s will be retried: %s", what, patient_id, type(error).__name__
+    )
 
 
 def goal_checkin_message(
@@ -334,15 +352,7 @@ async def send_goal_checkin(
         try:
             await bot.send_message(chat_id, checkin[0], reply_markup=checkin[1])
         except TelegramError as exc:
-            retry = exc.retry_after if isinstance(exc, RetryAfter) else WEEKLY_RETRY
-            delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
-            with companion.sessions.begin() as session:
-                checkin_failed(session, patient_id, companion.clock() + delay)
-                if unreachable(exc):
-                    mark_unreachable(
-                        session, session.get_one(Patient, patient_id), companion.clock()
-                    )
-            log.warning("the goal check-in for patient %s will be retried: %s", patient_id, exc)
+            _recurring_failed(companion, GoalCheckin, patient_id, exc, "goal check-in")
             return
         with companion.sessions.begin() as session:
             checkin_done(
@@ -370,15 +380,7 @@ async def send_reminder(
         try:
             await bot.send_message(chat_id, text, reply_markup=reminder_keyboard(companion, kind))
         except TelegramError as exc:
-            retry = exc.retry_after if isinstance(exc, RetryAfter) else WEEKLY_RETRY
-            delay = retry if isinstance(retry, timedelta) else timedelta(seconds=retry)
-            with companion.sessions.begin() as session:
-                reminder_failed(session, patient_id, companion.clock() + delay)
-                if unreachable(exc):
-                    mark_unreachable(
-                        session, session.get_one(Patient, patient_id), companion.clock()
-                    )
-            log.warning("the reminder for patient %s will be retried: %s", patient_id, exc)
+            _recurring_failed(companion, Reminder, patient_id, exc, "practice reminder")
             return
         with companion.sessions.begin() as session:
             reminder_sent(session, patient_id, companion.clock(), default_timezone)

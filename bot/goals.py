@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.db.models import Goal, GoalCheck, GoalCheckin, Patient, WeeklyRecap
-from bot.localtime import defer_past_quiet_hours, next_weekly
-from bot.patients import quiet_hours_of, zone_of
+from bot.localtime import next_weekly
+from bot.patients import zone_of
+from bot.recurring import Recurring, claim_recurring
 from bot.schedule import Schedule
 
 KINDS = ("build", "break", "goal")
@@ -24,8 +25,6 @@ ANSWERS = ("yes", "partly", "no")
 MAX_ACTIVE = 5  # a short list: more is a burden, not a help
 MAX_TEXT_LENGTH = 200
 NOTE_WINDOW = timedelta(minutes=30)
-LEASE = timedelta(minutes=5)
-BATCH_SIZE = 200
 WEEKS_SHOWN = 4
 
 
@@ -204,45 +203,15 @@ def claim_due_checkins(
 ) -> list[int]:
     """Claim the goal check-ins to send now (patient ids). With the weekly recap on, the
     check-in goes with the recap instead; paused or unreachable patients skip a week."""
-    due = session.execute(
-        select(GoalCheckin, Patient)
-        .join(Patient, Patient.id == GoalCheckin.patient_id)
-        .where(
-            GoalCheckin.due_at <= now,
-            or_(GoalCheckin.claimed_until.is_(None), GoalCheckin.claimed_until <= now),
-        )
-        .order_by(GoalCheckin.due_at)
-        .limit(BATCH_SIZE)
-    ).all()
-    claimed = []
-    for checkin, patient in due:
+
+    def recap_is_on(patient: Patient) -> bool:
         weekly = session.get(WeeklyRecap, patient.id)
-        if (
-            patient.paused_at is not None
-            or patient.unreachable_at is not None
-            or (weekly is not None and weekly.due_at is not None)
-        ):
-            checkin.due_at = next_checkin(schedule, patient, now, default_tz)
-            continue
-        not_before = defer_past_quiet_hours(
-            now, zone_of(patient, default_tz), quiet_hours_of(patient)
-        )
-        if not_before > now:
-            checkin.due_at = not_before
-            continue
-        won = session.execute(
-            update(GoalCheckin)
-            .where(
-                GoalCheckin.patient_id == checkin.patient_id,
-                GoalCheckin.due_at == checkin.due_at,
-                or_(GoalCheckin.claimed_until.is_(None), GoalCheckin.claimed_until <= now),
-            )
-            .values(claimed_until=now + LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(checkin.patient_id)
-    return claimed
+        return weekly is not None and weekly.due_at is not None
+
+    def next_week(row: Recurring, patient: Patient) -> datetime:
+        return next_checkin(schedule, patient, now, default_tz)
+
+    return claim_recurring(session, GoalCheckin, now, default_tz, next_week, skip=recap_is_on)
 
 
 def checkin_done(
@@ -253,9 +222,3 @@ def checkin_done(
         return
     checkin.last_sent_at, checkin.claimed_until = now, None
     checkin.due_at = next_checkin(schedule, session.get_one(Patient, patient_id), now, default_tz)
-
-
-def checkin_failed(session: Session, patient_id: int, retry_at: datetime) -> None:
-    checkin = session.get(GoalCheckin, patient_id)
-    if checkin is not None:
-        checkin.due_at, checkin.claimed_until = retry_at, None

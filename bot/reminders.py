@@ -12,16 +12,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import Patient, Reminder
 from bot.localtime import defer_past_quiet_hours, parse_clock
 from bot.patients import quiet_hours_of, zone_of
 from bot.practices import kind_of
-
-LEASE = timedelta(minutes=5)
-BATCH_SIZE = 200
+from bot.recurring import Recurring, claim_recurring
 
 
 def next_daily(after: datetime, minute: int, tz: ZoneInfo) -> datetime:
@@ -75,41 +72,13 @@ def expected_at(reminder: Reminder, patient: Patient, default_tz: str) -> dateti
 
 
 def claim_due_reminders(session: Session, now: datetime, default_tz: str) -> list[int]:
-    """Claim the reminders to send now (patient ids). A paused or unreachable patient's
-    reminder moves to the next day; one in quiet hours waits for their end."""
-    due = session.execute(
-        select(Reminder, Patient)
-        .join(Patient, Patient.id == Reminder.patient_id)
-        .where(
-            Reminder.due_at <= now,
-            or_(Reminder.claimed_until.is_(None), Reminder.claimed_until <= now),
-        )
-        .order_by(Reminder.due_at)
-        .limit(BATCH_SIZE)
-    ).all()
-    claimed = []
-    for reminder, patient in due:
-        zone = zone_of(patient, default_tz)
-        if patient.paused_at is not None or patient.unreachable_at is not None:
-            reminder.due_at = next_daily(now, reminder.minute, zone)
-            continue
-        not_before = defer_past_quiet_hours(now, zone, quiet_hours_of(patient))
-        if not_before > now:
-            reminder.due_at = not_before
-            continue
-        won = session.execute(
-            update(Reminder)
-            .where(
-                Reminder.patient_id == reminder.patient_id,
-                Reminder.due_at == reminder.due_at,
-                or_(Reminder.claimed_until.is_(None), Reminder.claimed_until <= now),
-            )
-            .values(claimed_until=now + LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(reminder.patient_id)
-    return claimed
+    """Claim the reminders to send now (patient ids); a paused patient's moves a day on."""
+
+    def tomorrow(row: Recurring, patient: Patient) -> datetime:
+        assert isinstance(row, Reminder)
+        return next_daily(now, row.minute, zone_of(patient, default_tz))
+
+    return claim_recurring(session, Reminder, now, default_tz, tomorrow)
 
 
 def reminder_sent(session: Session, patient_id: int, now: datetime, default_tz: str) -> None:
@@ -121,10 +90,3 @@ def reminder_sent(session: Session, patient_id: int, now: datetime, default_tz: 
     reminder.last_sent_at = now
     reminder.claimed_until = None
     reminder.due_at = next_daily(now, reminder.minute, zone_of(patient, default_tz))
-
-
-def reminder_failed(session: Session, patient_id: int, retry_at: datetime) -> None:
-    reminder = session.get(Reminder, patient_id)
-    if reminder is not None:
-        reminder.due_at = retry_at
-        reminder.claimed_until = None

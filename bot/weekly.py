@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import Patient, WeeklyRecap
 from bot.localtime import defer_past_quiet_hours, next_weekly
 from bot.patients import quiet_hours_of, zone_of
+from bot.recurring import Recurring, claim_recurring
 
 DEFAULT_WEEKDAY = 6  # Sunday
 DEFAULT_MINUTE = 18 * 60
-LEASE = timedelta(minutes=5)
-BATCH_SIZE = 100
 
 
 def weekly_of(session: Session, patient: Patient) -> WeeklyRecap | None:
@@ -64,44 +62,13 @@ def expected_at(weekly: WeeklyRecap, patient: Patient, default_timezone: str) ->
 
 
 def claim_due_recaps(session: Session, now: datetime, default_timezone: str) -> list[int]:
-    """Claim the weekly recaps to send now (patient ids), with a lease.
+    """Claim the weekly recaps to send now (patient ids); a paused patient skips a week."""
 
-    Paused patients skip a week; recaps in quiet hours wait for their end. A conditional
-    UPDATE claims each one, so two dispatchers never send the same recap.
-    """
-    due = session.execute(
-        select(WeeklyRecap, Patient)
-        .join(Patient, Patient.id == WeeklyRecap.patient_id)
-        .where(
-            WeeklyRecap.due_at <= now,
-            or_(WeeklyRecap.claimed_until.is_(None), WeeklyRecap.claimed_until <= now),
-        )
-        .order_by(WeeklyRecap.due_at)
-        .limit(BATCH_SIZE)
-    ).all()
-    claimed = []
-    for weekly, patient in due:
-        zone = zone_of(patient, default_timezone)
-        if patient.paused_at is not None or patient.unreachable_at is not None:
-            weekly.due_at = next_weekly(now, weekly.weekday, weekly.minute, zone)
-            continue
-        not_before = defer_past_quiet_hours(now, zone, quiet_hours_of(patient))
-        if not_before > now:
-            weekly.due_at = not_before
-            continue
-        won = session.execute(
-            update(WeeklyRecap)
-            .where(
-                WeeklyRecap.patient_id == weekly.patient_id,
-                WeeklyRecap.due_at == weekly.due_at,
-                or_(WeeklyRecap.claimed_until.is_(None), WeeklyRecap.claimed_until <= now),
-            )
-            .values(claimed_until=now + LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(weekly.patient_id)
-    return claimed
+    def next_week(row: Recurring, patient: Patient) -> datetime:
+        assert isinstance(row, WeeklyRecap)
+        return next_weekly(now, row.weekday, row.minute, zone_of(patient, default_timezone))
+
+    return claim_recurring(session, WeeklyRecap, now, default_timezone, next_week)
 
 
 def recap_sent(session: Session, patient: Patient, now: datetime, default_timezone: str) -> None:
@@ -115,11 +82,3 @@ def recap_sent(session: Session, patient: Patient, now: datetime, default_timezo
         weekly.due_at = next_weekly(
             now, weekly.weekday, weekly.minute, zone_of(patient, default_timezone)
         )
-
-
-def recap_failed(session: Session, patient_id: int, retry_at: datetime) -> None:
-    """Release the claim and try again later."""
-    weekly = session.get(WeeklyRecap, patient_id)
-    if weekly is not None and weekly.due_at is not None:
-        weekly.due_at = retry_at
-        weekly.claimed_until = None

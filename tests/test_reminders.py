@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import Practice, Reminder
+from bot.db.models import Patient, Practice, Reminder
 from bot.reminders import next_daily
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
@@ -120,3 +120,24 @@ def test_a_daily_time_keeps_the_local_hour_across_the_clock_change():
     assert next_daily(before - timedelta(days=1), 8 * 60, BERLIN) == datetime(
         2026, 10, 24, 6, 0, tzinfo=UTC
     )
+
+
+async def test_a_reminder_telegram_refuses_is_tried_again_and_a_blocked_patient_is_held(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/remind 08:00 meditation")
+    bot.fake.fail("sendMessage", error_code=500, description="Internal Server Error", times=3)
+    await tick_at(bot, datetime(2026, 11, 26, 7, 0, tzinfo=UTC))
+    assert reminders_sent(bot, alice) == []
+    with bot.session() as session:
+        retry_at = session.scalars(select(Reminder.due_at)).one()
+    await tick_at(bot, retry_at)
+    assert len(reminders_sent(bot, alice)) == 1
+
+    bot.fake.fail(
+        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user"
+    )
+    await tick_at(bot, datetime(2026, 11, 27, 7, 0, tzinfo=UTC))
+    with bot.session() as session:
+        assert session.scalars(select(Patient.unreachable_at)).one() is not None

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from bot.db.models import WeeklyRecap
 from bot.keyboards import WEEKLY_ON
-from bot.weekly import LEASE, claim_due_recaps
+from bot.recurring import LEASE
+from bot.weekly import claim_due_recaps
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 
