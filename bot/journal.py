@@ -44,7 +44,7 @@ class Recorded:
 
 
 def open_prompt(session: Session, patient: Patient, schedule: Schedule) -> ScheduledPrompt | None:
-    """The prompt a reply would answer: the latest one sent, while it is still waiting.
+    """The prompt the next message answers: the latest one sent, while it is still waiting.
 
     A prompt stays answerable until the next prompt arrives; "Later" and "Skip" close it.
     """
@@ -55,6 +55,14 @@ def open_prompt(session: Session, patient: Patient, schedule: Schedule) -> Sched
     if step is not None and step.reply == "none":
         return None
     return latest
+
+
+def open_to_replies(session: Session, patient: Patient, schedule: Schedule) -> int | None:
+    """The prompt a Telegram reply can still answer: the latest one that asks something, while
+    it waits. A message that asks nothing since (a note to rest) does not close it."""
+    answerable = [step.key for step in schedule.steps if step.reply != "none"]
+    latest = queries.latest_sent_prompt(session, patient.id, answerable)
+    return latest.id if latest is not None and latest.status == PromptStatus.SENT else None
 
 
 def pending_mood_note(
@@ -114,10 +122,10 @@ def record_message(
             return Recorded(entry=mood, prompt=None, mood_note=True)
 
     answers: ScheduledPrompt | None = None
-    if current is not None and (
-        (replied_to is not None and replied_to.id == current.id)
-        or (replied_to is None and not queries.prompt_has_answer(session, current.id))
-    ):
+    if replied_to is not None:
+        if replied_to.id == open_to_replies(session, patient, schedule):
+            answers = replied_to
+    elif current is not None and not queries.prompt_has_answer(session, current.id):
         answers = current
 
     if answers is not None:

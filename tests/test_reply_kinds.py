@@ -98,14 +98,17 @@ async def test_it_refuses_a_forged_scale_value(agreed: Harness, alice: TgUser, d
 async def test_it_sends_a_no_answer_step_without_buttons(agreed: Harness, alice: TgUser):
     bot = agreed
     await bot.send(alice, "/treatment")
-    await bot.next_prompt(alice)
+    first = await bot.next_prompt(alice)
     bot.clock.advance(timedelta(hours=1))
     rest = await bot.next_prompt(alice)
     assert rest.text == "Rest well, Alice."
     assert "reply_markup" not in rest.params
     assert await bot.send(alice, "Thanks, I will") == ["Saved in your journal."]
+    # A message that asks nothing leaves the question before it open to a Telegram reply.
+    [answered] = await bot.send(alice, "Late, but here", reply_to=first.message_id)
+    assert answered.startswith("Thank you. Saved as your answer to")
     with bot.session() as session:
-        assert session.scalars(select(Entry.prompt_id)).all() == [None]
+        assert session.scalars(select(Entry.prompt_id).order_by(Entry.id)).all() == [None, 1]
 
 
 async def test_it_splits_a_prompt_longer_than_telegram_allows(

@@ -74,13 +74,18 @@ def prompts_by_id(session: Session, ids: Iterable[int]) -> dict[int, ScheduledPr
     return {row.id: row for row in rows}
 
 
-def latest_sent_prompt(session: Session, patient_id: int) -> ScheduledPrompt | None:
-    """The prompt most recently delivered to the patient, whatever happened to it since."""
+def latest_sent_prompt(
+    session: Session, patient_id: int, step_keys: Iterable[str] | None = None
+) -> ScheduledPrompt | None:
+    """The prompt most recently delivered to the patient (of these steps, if given), whatever
+    happened to it since."""
+    statement = select(ScheduledPrompt).where(
+        ScheduledPrompt.patient_id == patient_id, ScheduledPrompt.sent_at.is_not(None)
+    )
+    if step_keys is not None:
+        statement = statement.where(ScheduledPrompt.step_key.in_(list(step_keys)))
     return session.scalars(
-        select(ScheduledPrompt)
-        .where(ScheduledPrompt.patient_id == patient_id, ScheduledPrompt.sent_at.is_not(None))
-        .order_by(ScheduledPrompt.sent_at.desc(), ScheduledPrompt.id.desc())
-        .limit(1)
+        statement.order_by(ScheduledPrompt.sent_at.desc(), ScheduledPrompt.id.desc()).limit(1)
     ).first()
 
 
