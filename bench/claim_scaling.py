@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, text
 
+from bot.db.crypto import Cipher, new_key, use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
 from bot.db.session import create_db_engine, create_session_factory
@@ -35,6 +36,7 @@ PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
 
 def populate(engine: Engine, sent: int, future: int) -> None:
+    use_cipher(Cipher([new_key().encode()]))  # the migrations encrypt as they go
     upgrade_to_head(engine)
     with engine.begin() as connection:
         connection.execute(
