@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.db import queries
 from bot.db.models import Goal, GoalCheck, GoalCheckin, Patient, WeeklyRecap
 from bot.localtime import next_weekly
 from bot.patients import zone_of
@@ -141,7 +142,8 @@ def record_check(
 
 
 def check_awaiting_note(session: Session, patient: Patient, now: datetime) -> GoalCheck | None:
-    """The check-in answer just given, still open for a few words."""
+    """The check-in answer just given, still open for a few words: within NOTE_WINDOW, with no
+    prompt or entry since."""
     check = session.scalars(
         select(GoalCheck)
         .join(Goal, Goal.id == GoalCheck.goal_id)
@@ -151,7 +153,7 @@ def check_awaiting_note(session: Session, patient: Patient, now: datetime) -> Go
     ).first()
     if check is None or check.note is not None or now - check.created_at > NOTE_WINDOW:
         return None
-    return check
+    return None if queries.anything_since(session, patient.id, check.created_at) else check
 
 
 def note_already_added(session: Session, patient: Patient, message_id: int) -> bool:

@@ -154,13 +154,7 @@ def practice_awaiting_words(session: Session, patient: Patient, now: datetime) -
         return None
     if practice.note is not None and not (practice.kind == "other" and practice.label is None):
         return None
-    latest_prompt = queries.latest_sent_prompt(session, patient.id)
-    if latest_prompt is not None and (latest_prompt.sent_at or now) > practice.done_at:
-        return None
-    latest_entry = queries.latest_entry(session, patient.id)
-    if latest_entry is not None and latest_entry.created_at > practice.done_at:
-        return None
-    return practice
+    return None if queries.anything_since(session, patient.id, practice.done_at) else practice
 
 
 def add_words(practice: Practice, text: str, message_id: int | None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -164,3 +164,19 @@ async def test_another_patient_cannot_answer_for_my_goals(
     await bot.send(bob, "/export data")
     data = json.loads(bot.fake.sent(bob.id, "sendDocument")[-1].params["document"].data)
     assert data["goals"] == []
+
+
+async def test_words_after_something_else_are_not_the_checkins_note(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/goal add walk")
+    bot.clock.set(SUNDAY_18_BERLIN)
+    await bot.dispatch()
+    [checkin] = checkins(bot, alice)
+    await bot.press(alice, checkin.message_id, buttons(bot, checkin)[0])
+    bot.clock.advance(timedelta(minutes=1))
+    await bot.send_update(alice, voice={"file_id": "v", "file_unique_id": "v", "duration": 3})
+    assert await bot.send(alice, "About the voice note") == ["Saved in your journal."]
+    with bot.session() as session:
+        assert session.scalars(select(GoalCheck.note)).all() == [None]

@@ -172,6 +172,15 @@ def entry_of(session: Session, patient_id: int, entry_id: int) -> Entry | None:
     ).first()
 
 
+def anything_since(session: Session, patient_id: int, moment: datetime) -> bool:
+    """Has a prompt reached the patient, or have they written an entry, after `moment`?"""
+    prompt = latest_sent_prompt(session, patient_id)
+    if prompt is not None and prompt.sent_at is not None and prompt.sent_at > moment:
+        return True
+    entry = latest_entry(session, patient_id)
+    return entry is not None and entry.created_at > moment
+
+
 def latest_entry(session: Session, patient_id: int) -> Entry | None:
     return session.scalars(
         select(Entry)
