@@ -36,6 +36,7 @@ from bot.db.models import (
     WeeklyRecap,
 )
 from bot.goals import active_goals, checkin_done, claim_due_checkins
+from bot.guides import notes_of
 from bot.keyboards import goal_checkin_keyboard, prompt_keyboard, reminder_keyboard
 from bot.localtime import defer_past_quiet_hours
 from bot.messages import pack_blocks
@@ -171,6 +172,11 @@ def prepare(companion: Companion, prompt_id: int, report: DispatchReport) -> Out
                     step=step,
                     now=companion.clock(),
                     zone=zone_of(patient, companion.settings.default_timezone),
+                    guide_notes=[
+                        note.text
+                        for note in notes_of(session, [treatment.id])[treatment.id]
+                        if note.author == "guide"
+                    ],
                 ),
             )
         except (LookupError, TemplateError, OSError) as exc:

@@ -115,10 +115,12 @@ def _treatment_blocks(treatment: ExportTreatment, say: Say) -> Iterator[_Block]:
         yield _Block(_Style.TEXT, treatment.intention)
     else:
         yield _Block(_Style.REMARK, say("no_intention"))
-    notes = [note for note in treatment.notes if note.strip()]
+    notes = [(author, text) for author, text in treatment.notes if text.strip()]
     if notes:
         yield _Block(_Style.HEADING, say("notes"))
-        yield from (_Block(_Style.TEXT, note) for note in notes)
+        for author, text in notes:
+            yield _Block(_Style.ENTRY, say("note_by", author=author))
+            yield _Block(_Style.TEXT, text)
     if treatment.prompts:
         yield _Block(_Style.HEADING, say("prompts"))
         for prompt in treatment.prompts:

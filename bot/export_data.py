@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import queries
 from bot.db.models import Entry, EntryKind, Patient, Practice
+from bot.guides import notes_of
 from bot.journal import gather_treatment, prompt_state
 from bot.patients import zone_of
 from bot.practices import practices_between
@@ -48,7 +49,7 @@ class ExportTreatment:
     number: int
     when: datetime  # aware, local
     intention: str  # empty when none
-    notes: list[str] = field(default_factory=list)  # session notes (guide or patient)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (guide or patient, text)
     prompts: list[ExportPrompt] = field(default_factory=list)  # in schedule order
     moods: list[ExportEntry] = field(default_factory=list)  # mood records not tied to a prompt
     entries: list[ExportEntry] = field(default_factory=list)  # free entries of this period
@@ -114,6 +115,7 @@ def collect_export(
         if t.occurred_at <= now
         and (start is None or t.occurred_at >= start or t.id in by_treatment or t.id in practices)
     ]
+    notes = notes_of(session, [t.id for t in treatments])
     exported = []
     for treatment in treatments:
         gathered = gather_treatment(
@@ -125,6 +127,7 @@ def collect_export(
                 number=treatment.number,
                 when=treatment.occurred_at.astimezone(zone),
                 intention=treatment.intention or "",
+                notes=[(note.author, note.text) for note in notes[treatment.id]],
                 prompts=[
                     ExportPrompt(
                         title=step_title(schedule, prompt.step_key),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ PROMPT_VARIABLES = frozenset(
         "intention",
         "hours_since",
         "days_until",
+        "guide_notes",
         "days_since",
         "step_title",
         "timezone",
@@ -43,6 +45,7 @@ def prompt_context(
     step: Step,
     now: datetime,
     zone: ZoneInfo,
+    guide_notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The variables documented in prompts/README.md, for one step of one treatment."""
     elapsed = max(now - treatment_at, timedelta(0))
@@ -58,6 +61,7 @@ def prompt_context(
         "days_until": max(days_until, 0),
         "step_title": step.title,
         "timezone": zone.key,
+        "guide_notes": list(guide_notes),
     }
 
 

@@ -12,6 +12,7 @@ from bot.chart import MoodPoint, TreatmentMark
 from bot.db import queries
 from bot.db.models import EntryKind, Patient, PromptStatus
 from bot.goals import WEEKS_SHOWN, progress
+from bot.guides import notes_of
 from bot.localtime import format_day, format_short
 from bot.patients import zone_of
 from bot.practices import practices_between, summarize
@@ -68,6 +69,7 @@ def build_recap(
     zone = zone_of(patient, default_timezone)
     start = now - timedelta(days=days)
     treatments = queries.treatments_between(session, patient.id, start, now)
+    session_notes = notes_of(session, [t.id for t in treatments])
     sent = queries.prompts_sent_between(session, patient.id, start, now)
     answered = queries.answered_prompt_ids(session, (p.id for p in sent))
     entries = queries.entries_between(session, patient.id, start, now)
@@ -118,6 +120,10 @@ def build_recap(
                 "number": t.number,
                 "when": format_short(t.occurred_at, zone),
                 "intention": t.intention or "",
+                "notes": [
+                    {"author": note.author, "text": shorten(note.text, HIGHLIGHT_LENGTH)}
+                    for note in session_notes[t.id]
+                ],
             }
             for t in treatments
         ],

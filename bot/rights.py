@@ -19,9 +19,11 @@ from bot.db.models import (
     PromptStatus,
     Reminder,
     ScheduledPrompt,
+    SessionNote,
     Treatment,
     WeeklyRecap,
 )
+from bot.guides import guides_of
 from bot.practices import practices_between
 
 EXPORT_FORMAT = "integration-companion/personal-data/1"
@@ -133,6 +135,27 @@ def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str
             }
             for g in session.scalars(
                 select(Goal).where(Goal.patient_id == patient.id).order_by(Goal.number)
+            )
+        ],
+        "guides": [
+            {
+                "name": link.guide_name,
+                "telegram_user_id": link.guide_user_id,
+                "linked_at": _when(link.created_at),
+            }
+            for link in guides_of(session, patient.id)
+        ],
+        "session_notes": [
+            {
+                "treatment_id": note.treatment_id,
+                "author": note.author,
+                "text": note.text,
+                "created_at": _when(note.created_at),
+            }
+            for note in session.scalars(
+                select(SessionNote)
+                .where(SessionNote.patient_id == patient.id)
+                .order_by(SessionNote.id)
             )
         ],
         "practices": [

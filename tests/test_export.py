@@ -35,7 +35,7 @@ def sample() -> ExportData:
         number=1,
         when=at(24, 18),
         intention=HOSTILE,
-        notes=["The guide noted: calm throughout.\nAsked for water twice."],
+        notes=[("guide", "The guide noted: calm throughout.\nAsked for water twice.")],
         prompts=[
             ExportPrompt(
                 title="How are you this morning?",
@@ -92,7 +92,7 @@ def written_texts(data: ExportData) -> list[str]:
     """What the patient and the guide wrote, in the order the export shows it."""
     texts: list[str] = []
     for treatment in data.treatments:
-        texts.extend([treatment.intention, *treatment.notes])
+        texts.extend([treatment.intention, *(text for _, text in treatment.notes)])
         for prompt in treatment.prompts:
             texts.extend(answer.text for answer in prompt.answers)
         texts.extend(entry.text for entry in [*treatment.moods, *treatment.entries])

@@ -73,6 +73,8 @@ class Patient(Base):
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Telegram said we cannot reach them (blocked, account gone): prompts wait until /start.
     unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # After /notes: the patient's next message is a session note, until then.
+    notes_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pending_intention: Mapped[str | None] = mapped_column(EncryptedText())
     # ISO 3166 code for crisis resources; NULL: the time zone's country.
     country: Mapped[str | None] = mapped_column(String(2))
@@ -278,6 +280,57 @@ class GoalCheckin(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class GuideLink(Base):
+    """A guide (a Telegram user) linked by a patient's invitation; the guide may add session
+    notes to that patient's treatments and receives only what the patient shares."""
+
+    __tablename__ = "guide_links"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "guide_user_id"),
+        Index("ix_guide_links_guide_user_id", "guide_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    guide_user_id: Mapped[int] = mapped_column(BigInteger)
+    guide_chat_id: Mapped[int] = mapped_column(BigInteger)
+    guide_name: Mapped[str | None] = mapped_column(EncryptedText())
+    # After /notes: the guide's next message is a note for this patient, until then.
+    notes_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GuideInvite(Base):
+    """A one-time code a patient gives their guide; only its hash is kept."""
+
+    __tablename__ = "guide_invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SessionNote(Base):
+    """What was noted about a session: by the guide, or by the patient themselves."""
+
+    __tablename__ = "session_notes"
+    __table_args__ = (
+        Index("ix_session_notes_treatment", "treatment_id"),
+        Index("ix_session_notes_message", "chat_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    treatment_id: Mapped[int] = mapped_column(ForeignKey("treatments.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(8))  # guide, patient
+    text: Mapped[str] = mapped_column(EncryptedText())
+    chat_id: Mapped[int] = mapped_column(BigInteger)  # where the note was written
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WeeklyRecap(Base):

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.ext import ContextTypes
 
 from bot.chart import MoodPoint, TreatmentMark, mood_chart_png
@@ -93,13 +93,22 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message.reply_html(res.texts.render("export.html", outcome="empty", days=days))
         return
     await message.reply_html(res.texts.render("export.html", outcome="preparing"))
-    # Built in a private temporary folder, sent, then removed: nothing stays on disk.
+    await send_export_files(res, message.get_bot(), [message.chat_id], data, zone)
+
+
+async def send_export_files(
+    res: Companion, bot: Bot, chat_ids: list[int], data: ExportData, zone: ZoneInfo
+) -> None:
+    """The Markdown file and the PDF, to each chat (the patient's, or guides it is shared
+    with). Built in a private temporary folder, sent, then removed: nothing stays on disk."""
     with tempfile.TemporaryDirectory(prefix="companion-export-") as folder:
         files = await asyncio.to_thread(write_files, res, data, Path(folder), zone)
-        for path in files:
-            with path.open("rb") as file:
-                await message.reply_document(
-                    file,
-                    filename=path.name,
-                    caption=res.label(f"export_caption_{path.suffix[1:]}", zone=zone.key),
-                )
+        for chat_id in chat_ids:
+            for path in files:
+                with path.open("rb") as file:
+                    await bot.send_document(
+                        chat_id,
+                        file,
+                        filename=path.name,
+                        caption=res.label(f"export_caption_{path.suffix[1:]}", zone=zone.key),
+                    )

@@ -22,12 +22,14 @@ from telegram.ext import ContextTypes
 from bot.db import queries
 from bot.db.models import EntryKind, ScheduledPrompt
 from bot.goals import check_awaiting_note, note_already_added
+from bot.guides import notes_of
 from bot.handlers.common import (
     consented_patient,
     from_patient,
     pressed_by_patient,
     the_patient,
 )
+from bot.handlers.guides import note_words
 from bot.journal import (
     Content,
     acknowledge,
@@ -89,6 +91,8 @@ def content_of(message: Message) -> Content | None:
 
 async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Keep a text or a medium as the answer to the open prompt, a mood note or an entry."""
+    if await note_words(update, context):
+        return  # a session note after /notes, from a guide or the patient
     incoming = await from_patient(update, context)
     if incoming is None:
         return
@@ -253,6 +257,14 @@ async def send_treatment(res: Companion, message: Message, user_id: int, number:
         journal = treatment_journal(session, patient, number, res.schedule)
         zone = zone_of(patient, res.settings.default_timezone)
         numbers = list(queries.treatment_numbers(session, patient.id))
+        notes = (
+            [
+                {"author": note.author, "text": note.text}
+                for note in notes_of(session, [journal.treatment.id])[journal.treatment.id]
+            ]
+            if journal
+            else []
+        )
     if journal is None:
         await message.reply_html(
             res.texts.render(
@@ -260,7 +272,7 @@ async def send_treatment(res: Companion, message: Message, user_id: int, number:
             )
         )
         return
-    view = treatment_journal_context(journal, res.schedule, zone)
+    view = treatment_journal_context(journal, res.schedule, zone) | {"notes": notes}
     await send_blocks(
         message.get_bot(),
         message.chat_id,
