@@ -179,3 +179,15 @@ def guide_awaiting_notes(session: Session, guide_user_id: int, now: datetime) ->
         .order_by(GuideLink.notes_until.desc())
         .limit(1)
     ).first()
+
+
+def link_by_announcement(
+    session: Session, guide_user_id: int, message_id: int
+) -> GuideLink | None:
+    """The link whose treatment announcement the guide replied to."""
+    return session.scalars(
+        select(GuideLink).where(
+            GuideLink.guide_user_id == guide_user_id,
+            GuideLink.treatment_message_id == message_id,
+        )
+    ).first()

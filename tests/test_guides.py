@@ -160,3 +160,23 @@ async def test_a_patient_without_a_guide_keeps_session_notes(agreed: Harness, al
     await bot.redeliver(alice, bot.last_update_id)
     assert await bot.send(alice, "Something else") == ["Saved in your journal."]
     assert notes(bot) == [("patient", "A door opening")]
+
+
+async def test_a_guide_replies_to_the_treatment_announcement_with_notes(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    bot = agreed
+    await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+    await bot.send(alice, "/treatment")
+    announcement = bot.fake.sent(bob.id)[-1]
+    assert (announcement.text or "").startswith(
+        "<b>Alice</b> logged treatment 1 (Wed 25 Nov, 14:00)."
+    )
+    assert await bot.send(bob, "Peaceful throughout", reply_to=announcement.message_id) == [
+        "Noted for Alice's treatment 1. They'll see it in their reflection and their journal."
+    ]
+    # A reply to any other message of the bot is not a note.
+    [joined] = [r for r in bot.fake.sent(bob.id) if "You're now linked" in (r.text or "")]
+    [other] = await bot.send(bob, "Hello?", reply_to=joined.message_id)
+    assert other.startswith("Hello! Send /start to begin")
+    assert notes(bot) == [("guide", "Peaceful throughout")]

@@ -299,6 +299,9 @@ class GuideLink(Base):
     guide_name: Mapped[str | None] = mapped_column(EncryptedText())
     # After /notes: the guide's next message is a note for this patient, until then.
     notes_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The message in the guide's chat announcing the patient's latest treatment: a reply to it
+    # is a note for that treatment.
+    treatment_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

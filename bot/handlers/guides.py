@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-from telegram import Message, Update
+from telegram import Bot, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.db.models import Patient, Treatment
+from bot.db.models import GuideLink, Patient, Treatment
 from bot.export_data import collect_export
 from bot.guides import (
     INVITE_VALID,
@@ -26,6 +26,7 @@ from bot.guides import (
     guide_awaiting_notes,
     guides_of,
     join,
+    link_by_announcement,
     new_invite,
     note_from_message,
     patients_of,
@@ -159,17 +160,24 @@ async def note_words(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool
     """A plain message after /notes, from a guide or a patient: a session note. True if it
     was one (the journal leaves it alone)."""
     message, user = update.effective_message, update.effective_user
-    if message is None or user is None or not message.text or message.reply_to_message:
+    if message is None or user is None or not message.text:
         return False
     res, now = companion(context), companion(context).clock()
+    replied = message.reply_to_message
     with res.sessions.begin() as session:
         if note_from_message(session, message.chat_id, message.id) is not None:
             return True  # a redelivered note: kept and answered the first time
-        link = guide_awaiting_notes(session, user.id, now)
-        patient = queries.patient_by_user(session, user.id)
+        if replied is not None:
+            # A reply to a treatment's announcement is a note for it; other replies are not.
+            link = link_by_announcement(session, user.id, replied.message_id)
+            patient = None
+        else:
+            link = guide_awaiting_notes(session, user.id, now)
+            patient = queries.patient_by_user(session, user.id)
         if link is not None:
             author, patient_id = "guide", link.patient_id
-            link.notes_until = now + NOTES_WINDOW  # a guide may send several in a session
+            if replied is None:
+                link.notes_until = now + NOTES_WINDOW  # a guide may send several in a session
         elif patient is not None and patient.notes_until and patient.notes_until > now:
             author, patient_id = "patient", patient.id
             patient.notes_until = None
@@ -234,3 +242,24 @@ async def share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_html(
         res.texts.render("guide.html", outcome="shared", what=what[0], count=len(guide_chats))
     )
+
+
+async def announce_treatment(
+    res: Companion, bot: Bot, patient_id: int, number: int, when: str
+) -> None:
+    """Tell the patient's guides a treatment was logged; a reply to this is a session note."""
+    with res.sessions.begin() as session:
+        links = [(link.id, link.guide_chat_id) for link in guides_of(session, patient_id)]
+        name = session.get_one(Patient, patient_id).first_name or ""
+    for link_id, chat_id in links:
+        text = res.texts.render(
+            "guide.html", outcome="announce", who=name, number=number, when=when
+        )
+        try:
+            sent = await bot.send_message(chat_id, text)
+        except TelegramError:
+            continue  # the guide can still use /notes
+        with res.sessions.begin() as session:
+            link = session.get(GuideLink, link_id)
+            if link is not None:
+                link.treatment_message_id = sent.message_id

@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 
 from bot.db import queries
 from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
+from bot.handlers.guides import announce_treatment
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
 from bot.keyboards import parse_prompt_callback, weekly_offer_keyboard
 from bot.localtime import (
@@ -80,6 +81,8 @@ async def treatment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = res.clock()
     with res.sessions.begin() as session:
         patient = the_patient(session, incoming.user_id)
+        patient_id = patient.id
+        announcement: tuple[int, str] | None = None  # what the patient's guides are told
         zone = zone_of(patient, res.settings.default_timezone)
         view: dict[str, object] = {"timezone": zone.key}
         try:
@@ -97,10 +100,12 @@ async def treatment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             }
         else:
             first = logged.first_prompt_at
+            logged_when = format_short(logged.treatment.occurred_at, zone)
+            announcement = (logged.treatment.number, logged_when)
             view |= {
                 "outcome": "logged",
                 "number": logged.treatment.number,
-                "when": format_short(logged.treatment.occurred_at, zone),
+                "when": logged_when,
                 "planned": logged.planned,
                 "intention": logged.treatment.intention or "",
                 "first_prompt": format_relative(first, now, zone) if first else "",
@@ -117,6 +122,8 @@ async def treatment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         res.texts.render("treatment.html", **view),
         reply_markup=weekly_offer_keyboard(res) if view.get("offer_weekly") else None,
     )
+    if announcement is not None:
+        await announce_treatment(res, incoming.message.get_bot(), patient_id, *announcement)
 
 
 async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("guide_chat_id", sa.BigInteger(), nullable=False),
         sa.Column("guide_name", sa.Text(), nullable=True),
         sa.Column("notes_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("treatment_message_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         _patient_fk("guide_links"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_guide_links")),
