@@ -20,6 +20,7 @@ from bot.localtime import next_weekly
 from bot.patients import zone_of
 from bot.recurring import Recurring, claim_recurring
 from bot.schedule import Schedule
+from bot.text import small_number
 
 KINDS = ("build", "break", "goal")
 ANSWERS = ("yes", "partly", "no")
@@ -50,7 +51,8 @@ def parse_goal_command(args: Sequence[str]) -> GoalCommand | None:
         return GoalCommand("list")
     action, rest = args[0].lower(), " ".join(args[1:]).strip()
     if action in ("done", "drop"):
-        return GoalCommand(action, number=int(rest)) if rest.isdigit() else None
+        number = small_number(rest)
+        return GoalCommand(action, number=number) if number is not None else None
     if action != "add" or not rest:
         return None
     head, colon, tail = rest.partition(":")

@@ -15,7 +15,7 @@ from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledProm
 from bot.localtime import format_short
 from bot.practices import KINDS, record_practice
 from bot.schedule import Schedule
-from bot.text import shorten, step_title
+from bot.text import shorten, small_number, step_title
 from bot.treatments import MAX_INTENTION_LENGTH, integration_treatment
 
 PAGE_SIZE = 5
@@ -139,8 +139,9 @@ def record_message(
     kind, scale_value = content.kind, None
     step = schedule.step(answers.step_key) if answers else None
     typed = (content.text or "").strip()
-    if step is not None and step.reply == "scale" and typed.isdigit() and int(typed) in SCALE:
-        kind, scale_value = EntryKind.MOOD, int(typed)
+    typed_number = small_number(typed)
+    if step is not None and step.reply == "scale" and typed_number in SCALE:
+        kind, scale_value = EntryKind.MOOD, typed_number
 
     entry = Entry(
         patient_id=patient.id,

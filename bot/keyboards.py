@@ -11,6 +11,7 @@ from bot.journal import SCALE, PromptAction
 from bot.practices import KINDS, MINUTE_CHOICES
 from bot.resources import Companion
 from bot.schedule import Step
+from bot.text import small_number
 
 CONSENT_AGREE = "consent:agree"
 PROMPT_PREFIX = "prompt:"
@@ -38,10 +39,7 @@ def consent_keyboard(companion: Companion) -> InlineKeyboardMarkup:
 
 def callback_number(data: str, prefix: str) -> int | None:
     """The number after `prefix` in callback data ("journal:3", "jsearch:2:words"), or None."""
-    try:
-        return int(data.removeprefix(prefix).split(":", 1)[0])
-    except ValueError:
-        return None
+    return small_number(data.removeprefix(prefix).split(":", 1)[0])
 
 
 def prompt_callback(prompt_id: int, action: PromptAction, value: int | None = None) -> str:
@@ -53,11 +51,12 @@ def parse_prompt_callback(data: str) -> tuple[PromptAction, int, int | None] | N
     parts = data.removeprefix(PROMPT_PREFIX).split(":")
     try:
         action = PromptAction(parts[0])
-        prompt_id = int(parts[1])
-        value = int(parts[2]) if len(parts) == 3 else None
-    except (ValueError, IndexError):
+    except ValueError:
         return None
-    return action, prompt_id, value
+    numbers = [small_number(part) for part in parts[1:]]
+    if len(numbers) not in (1, 2) or None in numbers:
+        return None
+    return action, numbers[0] or 0, numbers[1] if len(numbers) == 2 else None
 
 
 def scale_rows(callback_data: Callable[[int], str]) -> list[list[InlineKeyboardButton]]:
@@ -203,11 +202,10 @@ def minutes_keyboard(companion: Companion, practice_id: int) -> InlineKeyboardMa
 
 
 def parse_minutes_callback(data: str) -> tuple[int, int] | None:
-    try:
-        practice_id, minutes = (int(part) for part in data.removeprefix(MINUTES_PREFIX).split(":"))
-    except ValueError:
+    parts = [small_number(part) for part in data.removeprefix(MINUTES_PREFIX).split(":")]
+    if len(parts) != 2 or parts[0] is None or parts[1] is None:
         return None
-    return practice_id, minutes
+    return parts[0], parts[1]
 
 
 def reminder_keyboard(companion: Companion, kind: str) -> InlineKeyboardMarkup:
@@ -243,7 +241,8 @@ def goal_checkin_keyboard(
 
 
 def parse_goal_callback(data: str) -> tuple[int, str] | None:
-    goal_id, _, answer = data.removeprefix(GOAL_PREFIX).partition(":")
-    if not goal_id.isdigit() or answer not in GOAL_ANSWERS:
+    raw_id, _, answer = data.removeprefix(GOAL_PREFIX).partition(":")
+    goal_id = small_number(raw_id)
+    if goal_id is None or answer not in GOAL_ANSWERS:
         return None
-    return int(goal_id), answer
+    return goal_id, answer

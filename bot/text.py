@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from bot.schedule import Schedule
 
+# Numbers a person or a button may give: ids, days, page and treatment numbers. Beyond this
+# a database integer column overflows, and no such row exists anyway.
+MAX_NUMBER = 2**31 - 1
+
+
+def small_number(text: str) -> int | None:
+    """ASCII digits as an int up to MAX_NUMBER, else None ("²" is a digit to str.isdigit(),
+    not to int(); "99999999999999999999" overflows a query)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if number <= MAX_NUMBER else None
+
 
 def shorten(text: str, limit: int) -> str:
     """`text` cut at a word boundary to at most `limit` characters, with an ellipsis if cut.

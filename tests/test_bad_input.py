@@ -29,6 +29,14 @@ def counts(bot: Harness) -> tuple[int, int, int]:
         ("/recap -5", "Please give a number of days from 1 to 365, for example /recap 30."),
         ("/journal -3", "You can use:\n/journal — your latest entries"),
         ("/export -1", "You can send /export for your whole journal"),
+        # Found by the property test: "²" is a digit to str.isdigit(), not to int(), and a
+        # number past 64 bits overflowed the query.
+        ("/journal ²", "You can use:\n/journal — your latest entries"),
+        ("/journal 99999999999999999999", "You can use:\n/journal — your latest entries"),
+        ("/recap ²", "Please give a number of days from 1 to 365"),
+        ("/export ²", "You can send /export for your whole journal"),
+        ("/goal done ²", "You can send:\n/goal add build: walk every morning"),
+        ("/goal drop 99999999999999999999", "You can send:\n/goal add build"),
         ("/treatment banana", "I didn't understand that time."),
         ("/treatment yesterday", "I didn't understand that time."),
         ("/treatment 2026-02-30 10:00", "I didn't understand that time."),

@@ -101,6 +101,15 @@ async def test_it_says_when_there_is_nothing_to_export(agreed: Harness, alice: T
     ]
 
 
+async def test_it_exports_a_mood_given_this_very_moment(agreed: Harness, alice: TgUser):
+    # Found by the property test: the chart's start equalled its end, and drawing refused.
+    bot = agreed
+    await bot.send(alice, "/mood")
+    await bot.press(alice, bot.fake.sent(alice.id)[-1].message_id, "mood:5")
+    requests = await bot.send_raw(alice, "/export")
+    assert len(documents(requests)) == 2
+
+
 async def test_it_exports_moods_and_practices_without_any_treatment(
     agreed: Harness, alice: TgUser
 ):

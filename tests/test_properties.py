@@ -48,19 +48,23 @@ from bot.app import MENU
 from bot.config import Settings
 from bot.db import models
 from bot.db.crypto import new_key
+from bot.goals import ANSWERS as GOAL_ANSWERS
 from bot.journal import PromptAction, open_prompt
 from bot.keyboards import (
     CONSENT_AGREE,
     DELETE_NO,
     DELETE_YES,
     FILE_PREFIX,
+    GOAL_PREFIX,
     JOURNAL_PREFIX,
+    MINUTES_PREFIX,
     MOOD_PREFIX,
     SEARCH_PREFIX,
     TREATMENT_PREFIX,
     WEEKLY_ON,
     prompt_callback,
 )
+from bot.practices import MINUTE_CHOICES
 from tests.auxil.harness import FakeClock, Harness
 from tests.fake_telegram import (
     BOT_USERNAME,
@@ -251,6 +255,19 @@ FEATURES = [
     "/crisis",
     "/privacy",
     "/delete",
+    "/practice",
+    "/remind 08:00 meditation",
+    "/remind off",
+    "/goal add build: walk every morning {marker}",
+    "/goal add break: scrolling at night",
+    "/goals",
+    "/notes",
+    "/notes {marker} what my guide said about the garden",
+    "/guide",
+    "/guide invite",
+    "/guide join 123456",
+    "/share recap",
+    "/share export",
     "{marker} I saw my father's garden",
 ]
 MEDIA_KINDS = [
@@ -590,8 +607,8 @@ class CompanionMachine(RuleBasedStateMachine):
 
     def others_rows(self, user: TgUser) -> dict[str, list[Any]]:
         """Other patients' rows a forgery would aim at: their open prompts (what Later or Skip
-        would change), all their prompts, their entries (those with a file first), and the
-        words of their entries."""
+        would change), all their prompts, their entries (those with a file first), practices
+        and goals (newest first), and the words of their entries."""
         assert self.harness.companion is not None
         schedule = self.harness.companion.schedule
         with self.harness.session() as session:
@@ -610,6 +627,16 @@ class CompanionMachine(RuleBasedStateMachine):
                 .where(models.Entry.patient_id.in_(ids))
                 .order_by(models.Entry.file_id.is_(None), models.Entry.id.desc())
             ).all()
+            practices = session.scalars(
+                select(models.Practice.id)
+                .where(models.Practice.patient_id.in_(ids))
+                .order_by(models.Practice.id.desc())
+            ).all()
+            goals = session.scalars(
+                select(models.Goal.id)
+                .where(models.Goal.patient_id.in_(ids))
+                .order_by(models.Goal.id.desc())
+            ).all()
             words = {
                 word
                 for entry in entries
@@ -620,6 +647,8 @@ class CompanionMachine(RuleBasedStateMachine):
                 "open prompts": [prompt.id for prompt in opened if prompt is not None],
                 "prompts": list(prompts),
                 "entries": [entry.id for entry in entries],
+                "practices": list(practices),
+                "goals": list(goals),
                 "words": sorted(words),
             }
 
@@ -815,6 +844,24 @@ class CompanionMachine(RuleBasedStateMachine):
             return
         entry_id = data.draw(st.sampled_from(entries), label="their entry")
         self.forge(person, f"{FILE_PREFIX}{entry_id}", data)
+
+    @rule(person=PATIENT, minutes=st.sampled_from(MINUTE_CHOICES), data=st.data())
+    def press_forged_practice(self, person: Person, minutes: int, data: st.DataObject) -> None:
+        """The minutes button of another patient's practice."""
+        practices = self.others_rows(person.user)["practices"]
+        if not practices:
+            return
+        practice_id = data.draw(st.sampled_from(practices), label="their practice")
+        self.forge(person, f"{MINUTES_PREFIX}{practice_id}:{minutes}", data)
+
+    @rule(person=PATIENT, answer=st.sampled_from(GOAL_ANSWERS), data=st.data())
+    def press_forged_goal(self, person: Person, answer: str, data: st.DataObject) -> None:
+        """A weekly check-in answer for another patient's goal."""
+        goals = self.others_rows(person.user)["goals"]
+        if not goals:
+            return
+        goal_id = data.draw(st.sampled_from(goals), label="their goal")
+        self.forge(person, f"{GOAL_PREFIX}{goal_id}:{answer}", data)
 
     def forge(self, person: Person, forged: str, data: st.DataObject) -> None:
         """Press forged data on the patient's own message, or even on one that shows it as a

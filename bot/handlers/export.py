@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from bot.handlers.common import FromPatient, from_patient, the_patient
 from bot.patients import zone_of
 from bot.resources import Companion
 from bot.rights import personal_data
+from bot.text import small_number
 
 MAX_EXPORT_DAYS = 3650
 
@@ -33,7 +35,9 @@ def with_mood_chart(res: Companion, data: ExportData, zone: ZoneInfo) -> ExportD
     if not moods:
         return data
     marks = [TreatmentMark(t.when, t.number) for t in data.treatments]
-    start = data.start or min([moods[0].when, *(m.when for m in marks)])
+    earliest = min([moods[0].when, *(m.when for m in marks)])
+    # A chart needs some width: a mood given this very moment still gets an hour of it.
+    start = data.start or min(earliest, data.end - timedelta(hours=1))
     png = mood_chart_png(
         moods,
         marks,
@@ -79,7 +83,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if [arg.lower() for arg in args] == ["data"]:
         await send_personal_data(incoming)
         return
-    days = int(args[0]) if len(args) == 1 and args[0].isdigit() else None
+    days = small_number(args[0]) if len(args) == 1 else None
     if args and (days is None or not 1 <= days <= MAX_EXPORT_DAYS):
         await message.reply_html(res.texts.render("export.html", outcome="usage"))
         return

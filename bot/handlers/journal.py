@@ -57,7 +57,7 @@ from bot.outbox import send_blocks
 from bot.patients import zone_of
 from bot.practices import add_words, practice_awaiting_words, words_already_added
 from bot.resources import Companion, companion
-from bot.text import step_title
+from bot.text import small_number, step_title
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +288,8 @@ async def journal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     res, message, args = incoming.res, incoming.message, context.args or []
     if not args:
         text, keyboard = render_page(res, incoming.user_id, 0)
-    elif len(args) == 1 and args[0].isdigit():
-        await send_treatment(res, message, incoming.user_id, int(args[0]))
+    elif len(args) == 1 and (number := small_number(args[0])) is not None:
+        await send_treatment(res, message, incoming.user_id, number)
         return
     elif args[0].lower() == "search" and len(args) > 1:
         words = args[1:]

@@ -18,6 +18,7 @@ from bot.outbox import send_recap
 from bot.patients import zone_of
 from bot.recap import MAX_RECAP_DAYS, RECAP_DAYS, build_recap
 from bot.resources import Companion
+from bot.text import small_number
 from bot.weekly import (
     DEFAULT_MINUTE,
     DEFAULT_WEEKDAY,
@@ -37,7 +38,7 @@ async def recap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if args and args[0].lower() == "weekly":
         await message.reply_html(weekly_settings(incoming, [a.lower() for a in args[1:]]))
         return
-    days = int(args[0]) if len(args) == 1 and args[0].isdigit() else None
+    days = small_number(args[0]) if len(args) == 1 else None
     if args and (days is None or not 1 <= days <= MAX_RECAP_DAYS):
         await message.reply_html(res.texts.render("recap_usage.html", limit=MAX_RECAP_DAYS))
         return
