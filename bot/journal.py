@@ -478,19 +478,32 @@ def search_journal(session: Session, patient: Patient, words: list[str], page: i
 
 
 def snippet(text: str, words: list[str]) -> list[tuple[str, bool]]:
-    """The text around the first match, as (piece, is_a_match) so a template can mark matches."""
-    folded = text.casefold()
-    positions = [folded.find(word.casefold()) for word in words]
-    first = min((p for p in positions if p >= 0), default=0)
+    """The text around the first match, as (piece, is_a_match) so a template can mark matches.
+
+    Matching is on the casefolded text, which can be longer than the text ("ß" is "ss"), so
+    each folded character remembers the character it came from.
+    """
+    folded_chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        for piece in char.casefold():
+            folded_chars.append(piece)
+            origin.append(index)
+    folded = "".join(folded_chars)
+    spans: list[tuple[int, int]] = []  # matches, as [start, end) in `text`
+    for word in {w.casefold() for w in words if w}:
+        at = folded.find(word)
+        while at >= 0:
+            spans.append((origin[at], origin[at + len(word) - 1] + 1))
+            at = folded.find(word, at + len(word))
+    first = min((span_start for span_start, _ in spans), default=0)
     start = max(0, first - SNIPPET_RADIUS)
     end = min(len(text), first + SNIPPET_RADIUS * 2)
-    window, window_folded = text[start:end], folded[start:end]
+    window = text[start:end]
     marks = [False] * len(window)
-    for word in {w.casefold() for w in words if w}:
-        at = window_folded.find(word)
-        while at >= 0:
-            marks[at : at + len(word)] = [True] * len(word)
-            at = window_folded.find(word, at + len(word))
+    for span_start, span_end in spans:
+        for index in range(max(span_start, start), min(span_end, end)):
+            marks[index - start] = True
     pieces: list[tuple[str, bool]] = []
     for char, marked in zip(window, marks, strict=True):
         if pieces and pieces[-1][1] == marked:

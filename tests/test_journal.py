@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Entry
-from bot.journal import ENTRY_PREVIEW_LENGTH, PAGE_SIZE
+from bot.journal import ENTRY_PREVIEW_LENGTH, PAGE_SIZE, snippet
 from bot.messages import TELEGRAM_LIMIT, visible_length
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
@@ -231,3 +232,18 @@ async def test_it_explains_searches_it_cannot_run(agreed: Harness, alice: TgUser
     too_long = "/journal search " + " ".join(["meditation"] * 6)
     assert (await bot.send(alice, too_long))[0].startswith("Please search with fewer words")
     assert (await bot.send(alice, "/journal banana"))[0].startswith("You can use:")
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "marked"),
+    [
+        ("Straße garden", ["garden"], "garden"),  # "ß" folds to two letters
+        ("ß" * 200 + " garden", ["garden"], "garden"),
+        ("Ein STRASSE hier", ["straße"], "STRASSE"),
+    ],
+)
+def test_the_snippet_marks_the_match_even_when_folding_changes_lengths(
+    text: str, words: list[str], marked: str
+):
+    pieces = snippet(text, words)
+    assert [piece for piece, is_match in pieces if is_match] == [marked]
