@@ -694,12 +694,32 @@ class CompanionMachine(RuleBasedStateMachine):
 
     # -- rules -------------------------------------------------------------------------------
 
-    @initialize(carol_agrees=st.booleans(), treated=st.sets(PATIENT))
-    def patients_agree(self, carol_agrees: bool, treated: set[Person]) -> None:
+    @initialize(
+        carol_agrees=st.booleans(),
+        treated=st.sets(PATIENT),
+        with_goal=st.sets(PATIENT),
+        with_practice=st.sets(PATIENT),
+    )
+    def patients_agree(
+        self,
+        carol_agrees: bool,
+        treated: set[Person],
+        with_goal: set[Person],
+        with_practice: set[Person],
+    ) -> None:
+        """Alice and Bob (and perhaps Carol) agree; some log a treatment, add a goal or note a
+        practice, so that from the first step there are rows of theirs to forge presses at."""
         for person in (ALICE, BOB, CAROL) if carol_agrees else (ALICE, BOB):
             self.run(self.harness.agree(person.user))
         for person in sorted(treated, key=lambda p: p.user.id):
             self.run(self.harness.send_raw(person.user, "/treatment"))
+        for person in sorted(with_goal, key=lambda p: p.user.id):
+            self.run(self.harness.send_raw(person.user, f"/goal add build: {person.marker}"))
+        for person in sorted(with_practice, key=lambda p: p.user.id):
+            self.run(self.harness.send_raw(person.user, "/practice"))
+            choices = self.current_buttons(person.user.id)
+            if choices:
+                self.run(self.harness.press(person.user, *choices[-1]))
 
     @rule(person=PATIENT, data=st.data())
     def send_text(self, person: Person, data: st.DataObject) -> None:
