@@ -149,7 +149,16 @@ def _content_blocks(data: ExportData, say: Say) -> Iterator[_Block]:
     if data.other_practices:
         yield _Block(_Style.SECTION, say("other_practices"))
         yield from _practice_blocks(data.other_practices, say)
-    if not data.treatments and not data.other_entries and not data.other_practices:
+    if data.goals:
+        yield _Block(_Style.SECTION, say("goals"))
+        for goal in data.goals:
+            yield _Block(_Style.PROMPT, _one_line(goal.text))
+            yield _Block(_Style.STATUS, say("goal_meta", kind=goal.kind, status=goal.status))
+            for week, answer, note in goal.checks:
+                yield _Block(_Style.ENTRY, say("goal_check", week=week, answer=answer))
+                if note.strip():
+                    yield _Block(_Style.TEXT, note)
+    if data.is_empty:
         yield _Block(_Style.REMARK, say("nothing"))
 
 

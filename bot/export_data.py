@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import queries
 from bot.db.models import Entry, EntryKind, Patient, Practice
+from bot.goals import checks_of, goals_of
 from bot.guides import notes_of
 from bot.journal import gather_treatment, prompt_state
 from bot.patients import zone_of
@@ -45,6 +46,15 @@ class ExportPractice:
 
 
 @dataclass(frozen=True)
+class ExportGoal:
+    number: int
+    kind: str  # build, break, goal
+    text: str
+    status: str  # active, done, dropped
+    checks: list[tuple[str, str, str]] = field(default_factory=list)  # (week, answer, note)
+
+
+@dataclass(frozen=True)
 class ExportTreatment:
     number: int
     when: datetime  # aware, local
@@ -67,6 +77,11 @@ class ExportData:
     other_entries: list[ExportEntry]  # free entries and moods outside any treatment
     mood_chart_png: bytes | None = None
     other_practices: list[ExportPractice] = field(default_factory=list)
+    goals: list[ExportGoal] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.treatments or self.other_entries or self.other_practices or self.goals)
 
 
 def collect_export(
@@ -151,6 +166,10 @@ def collect_export(
         end=now.astimezone(zone),
         treatments=exported,
         other_entries=[entry(row) for row in sorted(outside, key=lambda r: (r.created_at, r.id))],
+        goals=[
+            ExportGoal(goal.number, goal.kind, goal.text, goal.status, checks_of(session, goal.id))
+            for goal in goals_of(session, patient.id)
+        ],
         other_practices=sorted(
             (done for group in practices.values() for done in group), key=lambda p: p.when
         ),

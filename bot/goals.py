@@ -71,6 +71,21 @@ def active_goals(session: Session, patient_id: int) -> Sequence[Goal]:
     ).all()
 
 
+def goals_of(session: Session, patient_id: int) -> Sequence[Goal]:
+    """Every goal the patient has had, active or closed, by number."""
+    return session.scalars(
+        select(Goal).where(Goal.patient_id == patient_id).order_by(Goal.number)
+    ).all()
+
+
+def checks_of(session: Session, goal_id: int) -> list[tuple[str, str, str]]:
+    """A goal's weekly answers, oldest first: (week, answer, note)."""
+    rows = session.scalars(
+        select(GoalCheck).where(GoalCheck.goal_id == goal_id).order_by(GoalCheck.week)
+    )
+    return [(check.week, check.answer, check.note or "") for check in rows]
+
+
 def add_goal(
     session: Session,
     patient: Patient,

@@ -11,8 +11,6 @@ from sqlalchemy.orm import Session
 from bot.db import queries
 from bot.db.models import (
     Entry,
-    Goal,
-    GoalCheck,
     InboxUpdate,
     Patient,
     Practice,
@@ -23,6 +21,7 @@ from bot.db.models import (
     Treatment,
     WeeklyRecap,
 )
+from bot.goals import checks_of, goals_of
 from bot.guides import guides_of
 from bot.practices import practices_between
 
@@ -127,15 +126,11 @@ def personal_data(session: Session, patient: Patient, now: datetime) -> dict[str
                 "created_at": _when(g.created_at),
                 "closed_at": _when(g.closed_at),
                 "weekly_checks": [
-                    {"week": c.week, "answer": c.answer, "note": c.note}
-                    for c in session.scalars(
-                        select(GoalCheck).where(GoalCheck.goal_id == g.id).order_by(GoalCheck.week)
-                    )
+                    {"week": week, "answer": answer, "note": note or None}
+                    for week, answer, note in checks_of(session, g.id)
                 ],
             }
-            for g in session.scalars(
-                select(Goal).where(Goal.patient_id == patient.id).order_by(Goal.number)
-            )
+            for g in goals_of(session, patient.id)
         ],
         "guides": [
             {

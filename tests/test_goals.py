@@ -180,3 +180,35 @@ async def test_words_after_something_else_are_not_the_checkins_note(
     assert await bot.send(alice, "About the voice note") == ["Saved in your journal."]
     with bot.session() as session:
         assert session.scalars(select(GoalCheck.note)).all() == [None]
+
+
+async def test_the_export_and_the_data_export_include_goals_and_their_weeks(
+    agreed: Harness, alice: TgUser
+):
+    bot = agreed
+    await bot.send(alice, "/goal add build: walk every morning")
+    await bot.send(alice, "/goal add break: phone in bed")
+    await bot.send(alice, "/goal drop 2")
+    bot.clock.set(SUNDAY_18_BERLIN)
+    await bot.dispatch()
+    [checkin] = checkins(bot, alice)
+    await bot.press(alice, checkin.message_id, buttons(bot, checkin)[1])  # partly
+    await bot.send(alice, "Three mornings of five")
+    files = [r for r in await bot.send_raw(alice, "/export") if r.method == "sendDocument"]
+    markdown = next(r for r in files if r.params["document"].filename.endswith(".md"))
+    text = markdown.params["document"].data.decode()
+    assert "## Goals and habits" in text
+    assert "#### walk every morning" in text
+    assert "*A habit to build · active*" in text
+    assert "*Week 2026\\-W48: partly*" in text
+    assert "> Three mornings of five" in text
+    assert "*A habit to break · let go*" in text
+    await bot.send(alice, "/export data")
+    data = json.loads(bot.fake.sent(alice.id, "sendDocument")[-1].params["document"].data)
+    assert [(g["text"], g["status"]) for g in data["goals"]] == [
+        ("walk every morning", "active"),
+        ("phone in bed", "dropped"),
+    ]
+    assert data["goals"][0]["weekly_checks"] == [
+        {"week": "2026-W48", "answer": "partly", "note": "Three mornings of five"}
+    ]

@@ -93,7 +93,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             session, patient, res.schedule, res.clock(), res.settings.default_timezone, days
         )
         zone = zone_of(patient, res.settings.default_timezone)
-    if not data.treatments and not data.other_entries and not data.other_practices:
+    if data.is_empty:
         await message.reply_html(res.texts.render("export.html", outcome="empty", days=days))
         return
     await message.reply_html(res.texts.render("export.html", outcome="preparing"))
