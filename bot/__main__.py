@@ -37,6 +37,19 @@ def run() -> int:
     return 0
 
 
+def webhook() -> int:
+    settings = load_settings(Settings)
+    settings.require_webhook()
+    configure_logging(settings.log_level)
+    from bot.app import build_application, build_companion
+    from bot.webhook import run_webhook
+
+    app = build_application(build_companion(settings), mode="webhook")
+    logging.getLogger(__name__).info("starting the companion in webhook mode")
+    run_webhook(app)
+    return 0
+
+
 def migrate() -> int:
     settings = load_settings(ToolSettings)
     configure_logging(settings.log_level)
@@ -131,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="companion", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the bot (long polling)")
+    commands.add_parser(
+        "webhook", help="start one instance in webhook mode (several may share PostgreSQL)"
+    )
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser("status", help="prompts by state, failures and the inbox backlog")
     keys_parser = commands.add_parser("keys", help="encryption keys: new, rotate")
@@ -157,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run()
+        if args.command == "webhook":
+            return webhook()
         if args.command == "migrate":
             return migrate()
         if args.command == "status":

@@ -6,14 +6,14 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import HTTPXRequest
 
 from bot.config import DEFAULT_PROMPTS_DIR, Settings
+from bot.coordination import ChatLocks, SendSlots, forget_stale, gone, instance_name, seen
 from bot.crisis import load_resources
 from bot.db.crypto import use_cipher
 from bot.db.migrate import upgrade_to_head
@@ -29,7 +29,9 @@ from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.rights import purge_before
 from bot.schedule import load_schedule
 from bot.telegram_bot import CompanionBot
-from bot.updates import ChatOrderedUpdateProcessor
+from bot.updates import ChatOrderedUpdateProcessor, CompanionApp
+
+__all__ = ["MODE_KEY", "CompanionApp", "build_application", "build_companion"]
 
 # python-telegram-bot 22 hands out durations (RetryAfter.retry_after) as timedelta with this.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -63,10 +65,15 @@ MENU = (
 )
 DISPATCH_JOB = "dispatch"
 MAINTENANCE_JOB = "maintenance"
+SWEEP_JOB = "sweep"
+# Updates unhandled this long are taken up by whichever instance looks: the one that received
+# them died, or is stuck. Longer than a chat's updates normally wait for one another.
+WAITING_UPDATE = timedelta(seconds=20)
+HEARTBEAT = timedelta(seconds=15)
 # Handled updates are remembered this long, to recognise a redelivery of the same update.
 INBOX_MEMORY = timedelta(days=2)
 
-CompanionApp = Application[Any, Any, Any, Any, Any, Any]
+MODE_KEY = "mode"
 
 
 def crisis_resources_path(prompts_dir: Path) -> Path:
@@ -80,14 +87,17 @@ def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
     engine = create_db_engine(settings.database_url)
     use_cipher(open_cipher(settings, engine))
     upgrade_to_head(engine)
+    sessions = create_session_factory(engine)
     return Companion(
         settings=settings,
-        sessions=create_session_factory(engine),
+        sessions=sessions,
         schedule=load_schedule(settings.prompts_dir),
         texts=Renderer(),
         prompts=Renderer(settings.prompts_dir),
         crisis=load_resources(crisis_resources_path(settings.prompts_dir)),
         clock=clock,
+        # SQLite serves one process; any other database may be shared by several instances.
+        locks=ChatLocks(sessions, instance_name(), shared=engine.dialect.name != "sqlite"),
     )
 
 
@@ -108,11 +118,29 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         )
 
 
+async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say this instance is alive; take up updates left waiting by an instance that died."""
+    res, app = companion(context), context.application
+    with res.sessions.begin() as session:
+        seen(session, res.locks.owner, app.bot_data[MODE_KEY], utc_now())
+    if not isinstance(context.bot, InboxBot):
+        return
+    inbox = context.bot.inbox
+    waiting = inbox.waiting(res.clock() - WAITING_UPDATE)
+    if waiting:
+        log.info("taking up %s waiting chat(s)", len(waiting))
+        for update in inbox.load(waiting, context.bot):
+            await app.update_queue.put(update)
+
+
 async def maintenance_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Once a day: forget old handled updates; delete content older than RETENTION_DAYS."""
+    """Once a day: forget old handled updates and old coordination rows; delete content older
+    than RETENTION_DAYS."""
     res = companion(context)
     if isinstance(context.bot, InboxBot):
         context.bot.inbox.prune(res.clock() - INBOX_MEMORY)
+    with res.sessions.begin() as session:
+        forget_stale(session, utc_now())
     days = res.settings.retention_days
     if days is None:
         return
@@ -123,8 +151,9 @@ async def maintenance_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def post_init(app: CompanionApp) -> None:
     res: Companion = app.bot_data[BOT_DATA_KEY]
-    if isinstance(app.bot, InboxBot):
-        # Stored before a crash but never handled: these go first, in order.
+    if isinstance(app.bot, InboxBot) and app.bot_data[MODE_KEY] == "polling":
+        # Stored before a crash but never handled: these go first, in order. (With webhooks,
+        # other instances may be handling them right now: the sweep takes up what waits.)
         for pending in app.bot.inbox.unhandled(app.bot):
             await app.update_queue.put(pending)
     await app.bot.set_my_commands(
@@ -141,10 +170,19 @@ async def post_init(app: CompanionApp) -> None:
         app.job_queue.run_repeating(
             maintenance_job, interval=timedelta(days=1), first=60, name=MAINTENANCE_JOB
         )
+        app.job_queue.run_repeating(
+            sweep_job,
+            interval=HEARTBEAT,
+            first=0,
+            name=SWEEP_JOB,
+            job_kwargs={"max_instances": 1, "coalesce": True},
+        )
 
 
 async def post_shutdown(app: CompanionApp) -> None:
     res: Companion = app.bot_data[BOT_DATA_KEY]
+    with res.sessions.begin() as session:
+        gone(session, res.locks.owner)
     bind = res.sessions.kw.get("bind")
     if bind is not None:
         bind.dispose()
@@ -160,12 +198,24 @@ def rate_limiter_for(settings: Settings) -> TelegramRateLimiter:
 
 
 def build_application(
-    companion_: Companion, rate_limiter: TelegramRateLimiter | None = None
+    companion_: Companion,
+    rate_limiter: TelegramRateLimiter | None = None,
+    mode: str = "polling",
 ) -> CompanionApp:
     """The Application that runs the bot; tests build the same one against a fake Bot API,
-    with a rate limiter whose retries do not make them wait."""
+    with a rate limiter whose retries do not make them wait. `mode`: polling or webhook."""
     settings = companion_.settings
     inbox = Inbox(companion_.sessions, companion_.clock)
+    limiter = rate_limiter or rate_limiter_for(settings)
+    if companion_.locks.shared:
+        limiter.share(
+            SendSlots(
+                companion_.sessions,
+                overall_interval=1 / settings.rate_limit_overall,
+                chat_interval=1 / settings.rate_limit_per_chat,
+            )
+        )
+    processor = ChatOrderedUpdateProcessor(companion_.chat_lock, inbox)
     bot = CompanionBot(
         settings.telegram_bot_token.get_secret_value(),
         inbox=inbox,
@@ -181,16 +231,18 @@ def build_application(
             write_timeout=settings.telegram_timeout_seconds,
         ),
         get_updates_request=HTTPXRequest(connect_timeout=settings.telegram_timeout_seconds),
-        rate_limiter=rate_limiter or rate_limiter_for(settings),
+        rate_limiter=limiter,
     )
     builder = (
         ApplicationBuilder()
         .bot(bot)
-        .concurrent_updates(ChatOrderedUpdateProcessor(companion_.chat_lock, inbox))
+        .concurrent_updates(processor)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
     app = builder.build()
+    processor.application = app
     app.bot_data[BOT_DATA_KEY] = companion_
+    app.bot_data[MODE_KEY] = mode
     register_handlers(app)
     return app

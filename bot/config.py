@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
@@ -79,6 +80,42 @@ class Settings(ToolSettings):
     rate_limit_overall: Annotated[float, Field(gt=0, le=10000)] = 30
     rate_limit_per_chat: Annotated[float, Field(gt=0, le=10000)] = 1
     rate_limit_chat_burst: Annotated[int, Field(ge=1, le=100)] = 3
+    # Webhook mode (`python -m bot webhook`): the public https address Telegram posts to (the
+    # reverse proxy in front of the instances), the secret Telegram sends with each update,
+    # and where this instance listens.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_has_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", value.get_secret_value()):
+            raise ValueError(
+                "WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, 0-9, _ and - "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    def require_webhook(self) -> tuple[str, str]:
+        """The webhook's address and secret, or a clear message saying what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("WEBHOOK_URL", self.webhook_url),
+                ("WEBHOOK_SECRET", self.webhook_secret),
+            )
+            if not value
+        ]
+        if missing or self.webhook_url is None or self.webhook_secret is None:
+            raise SettingsError(
+                f"Webhook mode needs {' and '.join(missing)}: the public https address of "
+                "the reverse proxy Telegram posts to, and a secret (see .env.example)."
+            )
+        return self.webhook_url, self.webhook_secret.get_secret_value()
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from telegram import Bot, Update
 from telegram.ext import ExtBot
 
@@ -64,6 +64,55 @@ class Inbox:
             ).all()
             return [Update.de_json(json.loads(row.raw), bot) for row in rows if row.raw]
 
+    def due_in_chat(self, chat_id: int, update_id: int, bot: Bot) -> tuple[list[Update], bool]:
+        """For the holder of `chat_id`'s lock, about to handle `update_id`: the chat's earlier
+        updates not handled yet (another instance received them, then died or was slower),
+        oldest first, and whether `update_id` itself was handled already."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(InboxUpdate.update_id, InboxUpdate.raw, InboxUpdate.handled_at)
+                .where(
+                    InboxUpdate.chat_id == chat_id,
+                    InboxUpdate.update_id <= update_id,
+                    or_(InboxUpdate.handled_at.is_(None), InboxUpdate.update_id == update_id),
+                )
+                .order_by(InboxUpdate.update_id)
+            ).all()
+        earlier, handled = [], False
+        for row_id, raw, handled_at in rows:
+            if row_id == update_id:
+                handled = handled_at is not None
+            elif raw:
+                earlier.append(Update.de_json(json.loads(raw), bot))
+            else:
+                self.mark_handled(row_id)  # an unreadable update, kept only by its id
+        return earlier, handled
+
+    def waiting(self, received_before: datetime, limit: int = 100) -> list[int]:
+        """The first unhandled update of each chat that has waited since before
+        `received_before`: its instance died, or is busy with that chat for a long time."""
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(func.min(InboxUpdate.update_id))
+                    .where(
+                        InboxUpdate.handled_at.is_(None),
+                        InboxUpdate.received_at < received_before,
+                    )
+                    .group_by(InboxUpdate.chat_id)
+                    .limit(limit)
+                )
+            )
+
+    def load(self, update_ids: Sequence[int], bot: Bot) -> list[Update]:
+        with self.sessions() as session:
+            raws = session.scalars(
+                select(InboxUpdate.raw)
+                .where(InboxUpdate.update_id.in_(update_ids), InboxUpdate.handled_at.is_(None))
+                .order_by(InboxUpdate.update_id)
+            ).all()
+        return [Update.de_json(json.loads(raw), bot) for raw in raws if raw]
+
     def is_handled(self, update_id: int) -> bool:
         with self.sessions() as session:
             handled = session.scalar(
@@ -105,7 +154,7 @@ class InboxBot(ExtBot[None]):
     async def _post(self, endpoint: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         result = await super()._post(endpoint, data, **kwargs)
         if endpoint == "getUpdates" and isinstance(result, list):
-            return [_readable(raw, self) for raw in result]
+            return [readable(raw, self) for raw in result]
         return result
 
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
@@ -115,7 +164,7 @@ class InboxBot(ExtBot[None]):
         return updates
 
 
-def _readable(raw: dict[str, Any], bot: Bot) -> dict[str, Any]:
+def readable(raw: dict[str, Any], bot: Bot) -> dict[str, Any]:
     """The update, or only its id if this python-telegram-bot cannot read it (a newer Bot API,
     a malformed field). One unreadable update would otherwise fail every getUpdates, never be
     confirmed, and stop the bot; python-telegram-bot would also log its content."""

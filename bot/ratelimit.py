@@ -13,6 +13,9 @@ it is let go until `period` after its answer came back: the arrival lies in betw
 
 Waiters are served in arrival order, so a patient's reply never waits behind more than the
 handful of prompts the dispatcher keeps in flight.
+
+Several instances on one database also take evenly spaced slots there (bot/coordination.py),
+so the limits hold for all of them together; each one's own windows stay as well.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
+
+from bot.coordination import SendSlots
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +120,11 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         self.network_backoff = network_backoff
         self._clock = clock
         self._sleep = sleep
+        self._shared: SendSlots | None = None
+
+    def share(self, slots: SendSlots) -> None:
+        """Also keep to limits shared with other instances through the database."""
+        self._shared = slots
 
     async def initialize(self) -> None:
         """Nothing to open."""
@@ -145,6 +155,8 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         chat_id = data.get("chat_id") if counted else None
         rate_limited = network_failures = 0
         while True:
+            if counted and self._shared is not None:
+                await self._shared.wait_turn(chat_id)
             windows = await self._take_turn(chat_id, counted=counted)
             try:
                 try:
@@ -158,6 +170,8 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 wait = _seconds(exc.retry_after)
                 # Telegram's limit is per bot: everyone waits, not only this request.
                 self._paused_until = max(self._paused_until, self._clock() + wait)
+                if self._shared is not None:
+                    self._shared.pause(wait)
                 log.warning("Telegram asked to wait %.1f s (%s); all sends pause", wait, endpoint)
                 if rate_limited >= self.retry_after_attempts:
                     raise

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
-from weakref import WeakValueDictionary
 
 from telegram.ext import CallbackContext
 
 from bot.config import Settings
+from bot.coordination import ChatLocks
 from bot.crisis import CrisisResources
 from bot.db.session import SessionFactory
 from bot.render import Renderer
@@ -35,17 +35,12 @@ class Companion:
     crisis: CrisisResources
     clock: Clock
     # One lock per chat, held by the handling of each update and by the sending of a prompt,
-    # so a reply racing the prompt it answers waits until that prompt is recorded as sent.
-    # In-process only: several instances will need the database for this.
-    _chat_locks: WeakValueDictionary[int, asyncio.Lock] = field(
-        default_factory=WeakValueDictionary
-    )
+    # so a reply racing the prompt it answers waits until that prompt is recorded as sent; a
+    # lease in the database too when several instances share it.
+    locks: ChatLocks
 
-    def chat_lock(self, chat_id: int) -> asyncio.Lock:
-        lock = self._chat_locks.get(chat_id)
-        if lock is None:
-            lock = self._chat_locks[chat_id] = asyncio.Lock()
-        return lock
+    def chat_lock(self, chat_id: int) -> AbstractAsyncContextManager[None]:
+        return self.locks(chat_id)
 
     def label(self, name: str, **context: Any) -> str:
         """A button label or a short notice, from the macros in labels.html."""

@@ -7,10 +7,11 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from telegram import Update
-from telegram.ext import BaseUpdateProcessor
+from telegram import Bot, Update
+from telegram.ext import Application, BaseUpdateProcessor
 
 from bot.inbox import Inbox
 
@@ -24,6 +25,7 @@ CHATS_AT_ONCE = 16
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 Line = deque[tuple[Update, Awaitable[Any]]]
+CompanionApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
@@ -39,7 +41,7 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
 
     def __init__(
         self,
-        chat_lock: Callable[[int], asyncio.Lock],
+        chat_lock: Callable[[int], AbstractAsyncContextManager[None]],
         inbox: Inbox,
         chats_at_once: int = CHATS_AT_ONCE,
     ) -> None:
@@ -51,12 +53,34 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._lines: dict[int | None, Line] = {}
         self._workers: dict[int | None, asyncio.Task[None]] = {}
         self.in_hand = 0  # updates being handled right now
+        self.queued: set[int] = set()  # ids of the updates in a line or being handled
+        self._application: CompanionApp | None = None
+
+    @property
+    def application(self) -> CompanionApp:
+        if self._application is None:
+            raise RuntimeError("the update processor has no application yet")
+        return self._application
+
+    @application.setter
+    def application(self, app: CompanionApp) -> None:
+        self._application = app
+
+    @property
+    def bot(self) -> Bot:
+        bot: Bot = self.application.bot
+        return bot
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Put the update in its chat's line and return at once."""
         if not isinstance(update, Update):
             await coroutine
             return
+        if update.update_id in self.queued:
+            # Already in a line here (the sweep for waiting updates found it): once is enough.
+            coroutine.close()  # type: ignore[attr-defined]
+            return
+        self.queued.add(update.update_id)
         chat = update.effective_chat
         key = chat.id if chat is not None else None
         self._lines.setdefault(key, deque()).append((update, coroutine))
@@ -81,24 +105,42 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
                 coroutine.close()  # type: ignore[attr-defined]
 
     async def handle(self, update: Update, coroutine: Awaitable[Any]) -> None:
-        """Run the handlers for one update, unless it was handled before."""
-        if self._inbox.is_handled(update.update_id):
-            log.info("update %s was handled before; skipping it", update.update_id)
-            coroutine.close()  # type: ignore[attr-defined]
-            return
+        """Run the handlers for one update, unless it was handled before.
+
+        Under the chat's lock, the chat's earlier updates that are still unhandled go first:
+        with several instances, another one may have received them and died, or been slower.
+        """
         chat = update.effective_chat
         self.in_hand += 1
         try:
             if chat is None:
-                await coroutine
-            else:
-                async with self._chat_lock(chat.id):
-                    await coroutine
+                if self._inbox.is_handled(update.update_id):
+                    self._skip(update, coroutine)
+                    return
+                await self._run(update, coroutine)
+                return
+            async with self._chat_lock(chat.id):
+                earlier, handled = self._inbox.due_in_chat(chat.id, update.update_id, self.bot)
+                for other in earlier:
+                    await self._run(other, self.application.process_update(other))
+                if handled:
+                    self._skip(update, coroutine)
+                    return
+                await self._run(update, coroutine)
+        finally:
+            self.in_hand -= 1
+            self.queued.discard(update.update_id)
+
+    def _skip(self, update: Update, coroutine: Awaitable[Any]) -> None:
+        log.info("update %s was handled before; skipping it", update.update_id)
+        coroutine.close()  # type: ignore[attr-defined]
+
+    async def _run(self, update: Update, coroutine: Awaitable[Any]) -> None:
+        try:
+            await coroutine
         except Exception:
             # Handler errors reach the error handler inside the coroutine; this is a bug of ours.
             log.exception("update %s could not be handled", update.update_id)
-        finally:
-            self.in_hand -= 1
         # Not when cancelled at shutdown: then it is handled again at the next start.
         self._inbox.mark_handled(update.update_id)
 

@@ -10,6 +10,11 @@ Faults a test can inject, so the bot's handling of a misbehaving Telegram can be
 - ``drop``: the connection is closed without an answer.
 - ``hold``: the answer waits until the test sets an event.
 
+Webhooks: after ``setWebhook`` the fake posts each update to the webhook's address (or, if the
+test set ``webhook_targets``, to those in turn, as a reverse proxy in front of several instances
+would), with the secret header, several at a time like Telegram, and again to the next address
+until one answers 200. getUpdates then answers 409, as Telegram does.
+
 ``stall`` and ``drop`` take ``delivered``: whether Telegram carried the call out before the answer
 was lost, the case where a retry would send a message twice.
 """
@@ -28,8 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
+import aiohttp
 from aiohttp import web
 
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_CONNECTIONS = 8
 JSON_FIELDS = frozenset(
     {
         "allowed_updates",
@@ -330,6 +338,11 @@ class FakeTelegram:
         self._rate_limits: _RateLimits | None = None
         self.rate_limited: list[ApiRequest] = []  # answered 429 by enforce_rate_limits()
         self._holds: dict[str, asyncio.Event] = {}
+        self.webhook: dict[str, Any] | None = None  # the last setWebhook's parameters
+        self.webhook_targets: list[str] | None = None
+        self.webhook_refused: list[int] = []  # statuses of failed deliveries
+        self.delivered: dict[int, float] = {}  # update_id: when an instance answered 200
+        self._delivery: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -348,6 +361,9 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._stopping = True
         self._changed.notify()
+        if self._delivery is not None:
+            self._delivery.cancel()
+            await asyncio.gather(self._delivery, return_exceptions=True)
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -379,6 +395,12 @@ class FakeTelegram:
         self.pushed[int(update_id)] = update
         self._changed.notify()
         return int(update_id)
+
+    def withdraw(self, update_id: int) -> dict[str, Any]:
+        """Take a pushed update out before it is delivered (its receiver died with it)."""
+        [update] = [u for u in self._pending_updates if u["update_id"] == update_id]
+        self._pending_updates.remove(update)
+        return update
 
     def redeliver(self, update_id: int) -> int:
         """Push an earlier update again under a new update_id, as after a lost confirmation."""
@@ -634,7 +656,14 @@ class FakeTelegram:
                     "can_connect_to_business": False,
                     "has_main_web_app": False,
                 }
+            case "setwebhook":
+                self.webhook = dict(params)
+                if self._delivery is None:
+                    self._delivery = asyncio.get_running_loop().create_task(self._deliver())
+                self._changed.notify()
+                return True
             case "deletewebhook":
+                self.webhook = None
                 if params.get("drop_pending_updates") is True:
                     self._pending_updates.clear()
                 return True
@@ -690,7 +719,52 @@ class FakeTelegram:
             case _:
                 return True
 
+    async def _deliver(self) -> None:
+        """Post pending updates to the webhook, WEBHOOK_CONNECTIONS at a time, in order of
+        update_id as each connection frees up; one an instance fails goes to the next one."""
+        connections = asyncio.Semaphore(WEBHOOK_CONNECTIONS)
+        turn = itertools.count()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
+
+            async def post(update: dict[str, Any]) -> None:
+                try:
+                    while not self._stopping and self.webhook is not None:
+                        targets = self.webhook_targets or [self.webhook["url"]]
+                        target = targets[next(turn) % len(targets)]
+                        headers = {}
+                        if "secret_token" in self.webhook:
+                            headers[SECRET_HEADER] = self.webhook["secret_token"]
+                        try:
+                            async with client.post(target, json=update, headers=headers) as r:
+                                if r.status == 200:
+                                    self.delivered[update["update_id"]] = time.monotonic()
+                                    self._changed.notify()
+                                    return
+                                self.webhook_refused.append(r.status)
+                        except (aiohttp.ClientError, TimeoutError):
+                            self.webhook_refused.append(0)
+                        await asyncio.sleep(0.05)
+                finally:
+                    connections.release()
+
+            tasks: set[asyncio.Task[None]] = set()
+            while not self._stopping:
+                await self._changed.wait_until(
+                    lambda: bool(self._pending_updates and self.webhook) or self._stopping, 60
+                )
+                while self._pending_updates and self.webhook is not None:
+                    await connections.acquire()
+                    task = asyncio.create_task(post(self._pending_updates.pop(0)))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:  # noqa: ASYNC109
+        """Until `predicate` holds of the fake's state (checked whenever it changes)."""
+        return await self._changed.wait_until(predicate, timeout)
+
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
         self.poll_count += 1
         self._changed.notify()
         offset = params.get("offset")

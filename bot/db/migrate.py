@@ -13,6 +13,7 @@ from bot.db.session import create_db_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 ENCRYPTING_REVISION = "0004"  # encrypts rows written in plain text before it
+MIGRATION_LOCK = 0x1C0_0001  # a PostgreSQL advisory lock key of our own
 
 
 def alembic_config(url: str) -> Config:
@@ -41,6 +42,10 @@ def upgrade_to_head(engine: Engine) -> None:
         connection.commit()
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # Instances starting together: one migrates, the others wait, then find
+                    # nothing left to do.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         finally:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -377,7 +378,8 @@ class InboxUpdate(Base):
             sqlite_where=text("handled_at IS NULL"),
             postgresql_where=text("handled_at IS NULL"),
         ),
-        Index("ix_inbox_chat_id", "chat_id"),
+        # A chat's updates in order: the instance that holds the chat handles the earlier ones.
+        Index("ix_inbox_chat_update", "chat_id", "update_id"),
         Index("ix_inbox_received_at", "received_at"),
     )
 
@@ -386,3 +388,38 @@ class InboxUpdate(Base):
     raw: Mapped[str | None] = mapped_column(EncryptedText())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChatLease(Base):
+    """Which instance holds a chat right now: the handling of its updates and the sending of
+    a prompt to it take the chat's lease, so with several instances a reply never races the
+    prompt it answers and a patient's updates are handled one at a time, in order. An
+    instance that dies holds its leases only until `expires_at`."""
+
+    __tablename__ = "chat_leases"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    owner: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SendSlot(Base):
+    """Telegram's limits shared by every instance: for each key (all messages, or one chat) the
+    earliest time, in Unix seconds, at which the next message may go. Each send moves it on by
+    one interval (the generic cell rate algorithm, with no burst)."""
+
+    __tablename__ = "send_slots"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
+
+
+class Instance(Base):
+    """A running bot process, seen recently: what `python -m bot status` counts."""
+
+    __tablename__ = "instances"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))  # polling, webhook
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -12,13 +12,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from telegram import Update
 
-from bot.app import CompanionApp, build_application, build_companion, rate_limiter_for
+from bot.app import (
+    MODE_KEY,
+    CompanionApp,
+    build_application,
+    build_companion,
+    rate_limiter_for,
+)
 from bot.config import Settings
 from bot.db.models import PromptStatus, ScheduledPrompt
 from bot.dispatch import DispatchReport, dispatch_due
 from bot.keyboards import CONSENT_AGREE
 from bot.resources import Companion
 from bot.updates import ChatOrderedUpdateProcessor
+from bot.webhook import serve
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
 
 WAIT = 10.0
@@ -75,12 +82,33 @@ class Harness:
     async def stop(self) -> None:
         if self.app is None:
             return
+        if self.app.bot_data[MODE_KEY] == "webhook":
+            await self._stop_webhook()
+            return
         assert self.app.updater is not None
         await self.app.updater.stop()
         await self.app.stop()
         await self.app.shutdown()
         if self.app.post_shutdown is not None:
             await self.app.post_shutdown(self.app)
+        self.app = None
+
+    async def start_webhook(self) -> None:
+        """Start in webhook mode instead: the fake posts updates to this instance."""
+        self.companion = build_companion(self.settings, clock=self.clock)
+        self.limiter = rate_limiter_for(self.settings)
+        self.limiter.network_backoff = 0.01
+        self.app = build_application(self.companion, self.limiter, mode="webhook")
+        processor = self.app.update_processor
+        assert isinstance(processor, ChatOrderedUpdateProcessor)
+        self._track_handling(processor)
+        self._stop_serving = asyncio.Event()
+        self._serving = asyncio.create_task(serve(self.app, self._stop_serving))
+        await self.fake.wait_until(lambda: self.fake.webhook is not None, WAIT)
+
+    async def _stop_webhook(self) -> None:
+        self._stop_serving.set()
+        await self._serving
         self.app = None
 
     async def restart(self) -> None:
