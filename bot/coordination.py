@@ -32,8 +32,8 @@ from bot.db.session import SessionFactory
 log = logging.getLogger(__name__)
 
 # A chat's lease outlives a stalled instance by at most this; the holder renews it well before.
-LEASE = timedelta(seconds=30)
-RENEW_EVERY_SECONDS = 10.0
+LEASE = timedelta(seconds=15)
+RENEW_EVERY_SECONDS = 5.0
 # While another instance holds a chat, look again this often (doubling up to the maximum).
 RETRY_FIRST_SECONDS = 0.01
 RETRY_MAX_SECONDS = 0.25

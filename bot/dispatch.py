@@ -120,24 +120,43 @@ def claim_due(
     return claimed
 
 
-def _finish(session: Session, prompt_id: int, **values: object) -> None:
-    session.execute(
+def _finish(session: Session, prompt_id: int, claim: datetime, **values: object) -> bool:
+    """End our claim (`claim` is its lease, which names it) with `values`; False if the claim
+    had run out and passed to another dispatcher."""
+    result = session.execute(
         update(ScheduledPrompt)
-        .where(ScheduledPrompt.id == prompt_id, ScheduledPrompt.status == PromptStatus.CLAIMED)
+        .where(
+            ScheduledPrompt.id == prompt_id,
+            ScheduledPrompt.status == PromptStatus.CLAIMED,
+            ScheduledPrompt.claimed_until == claim,
+        )
         .values(claimed_until=None, **values)
     )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _retry_or_fail(
-    session: Session, prompt: ScheduledPrompt, now: datetime, reason: str, report: DispatchReport
+    session: Session,
+    prompt: ScheduledPrompt,
+    claim: datetime,
+    now: datetime,
+    reason: str,
+    report: DispatchReport,
 ) -> None:
     if prompt.attempts >= MAX_ATTEMPTS:
-        _finish(session, prompt.id, status=PromptStatus.FAILED, last_error=reason)
+        _finish(session, prompt.id, claim, status=PromptStatus.FAILED, last_error=reason)
         report.failed += 1
         log.error("prompt %s failed after %s attempts: %s", prompt.id, prompt.attempts, reason)
         return
     delay = RETRY_BASE * 2 ** (prompt.attempts - 1)
-    _finish(session, prompt.id, status=PromptStatus.PENDING, due_at=now + delay, last_error=reason)
+    _finish(
+        session,
+        prompt.id,
+        claim,
+        status=PromptStatus.PENDING,
+        due_at=now + delay,
+        last_error=reason,
+    )
     report.retrying += 1
     log.warning("prompt %s will be retried in %s: %s", prompt.id, delay, reason)
 
@@ -145,6 +164,7 @@ def _retry_or_fail(
 @dataclass(frozen=True)
 class Outgoing:
     prompt_id: int
+    claim: datetime  # the lease that names our claim
     patient_id: int
     step_key: str
     chat_id: int
@@ -152,9 +172,21 @@ class Outgoing:
     keyboard: InlineKeyboardMarkup | None
 
 
-def prepare(companion: Companion, prompt_id: int, report: DispatchReport) -> Outgoing | None:
-    """Render a claimed prompt; a step gone from the schedule or a broken template fails it."""
+def prepare(
+    companion: Companion, prompt_id: int, claim: datetime, report: DispatchReport
+) -> Outgoing | None:
+    """Render a claimed prompt; a step gone from the schedule or a broken template fails it.
+
+    First the claim is renewed for a full lease, unless it ran out and another dispatcher took
+    the prompt over: then it is theirs to send, not ours."""
+    renewed = companion.clock() + timedelta(seconds=companion.settings.claim_lease_seconds)
     with companion.sessions.begin() as session:
+        if not queries.renew_claim(session, prompt_id, claim, renewed):
+            log.warning(
+                "prompt %s: the claim ran out before it was sent; left to others", prompt_id
+            )
+            return None
+        claim = renewed
         prompt = session.get_one(ScheduledPrompt, prompt_id)
         patient = session.get_one(Patient, prompt.patient_id)
         treatment = session.get_one(Treatment, prompt.treatment_id)
@@ -181,12 +213,13 @@ def prepare(companion: Companion, prompt_id: int, report: DispatchReport) -> Out
             )
         except (LookupError, TemplateError, OSError) as exc:
             reason = f"cannot render step {prompt.step_key}: {type(exc).__name__}"
-            _finish(session, prompt.id, status=PromptStatus.FAILED, last_error=reason)
+            _finish(session, prompt.id, claim, status=PromptStatus.FAILED, last_error=reason)
             report.failed += 1
             log.error("prompt %s: %s", prompt.id, reason)
             return None
         return Outgoing(
             prompt_id=prompt.id,
+            claim=claim,
             patient_id=patient.id,
             step_key=prompt.step_key,
             chat_id=patient.chat_id,
@@ -196,17 +229,20 @@ def prepare(companion: Companion, prompt_id: int, report: DispatchReport) -> Out
 
 
 async def send_prompt(
-    companion: Companion, bot: Bot, prompt_id: int, report: DispatchReport
+    companion: Companion, bot: Bot, prompt_id: int, claim: datetime, report: DispatchReport
 ) -> None:
     """Send one claimed prompt and record what happened.
 
-    The chat's lock is held from sending to recording, so a reply to this prompt is handled
-    only once the prompt is known as sent.
+    The chat's lock is held from before the claim is renewed until the prompt is recorded: a
+    reply to it is handled only once it is known as sent, and however long another instance
+    held the chat, the claim is checked after that wait.
     """
-    outgoing = prepare(companion, prompt_id, report)
-    if outgoing is None:
-        return
-    async with companion.chat_lock(outgoing.chat_id):
+    with companion.sessions() as session:
+        chat_id = queries.chat_of_prompt(session, prompt_id)
+    async with companion.chat_lock(chat_id):
+        outgoing = prepare(companion, prompt_id, claim, report)
+        if outgoing is None:
+            return
         # A clinic's template may outgrow Telegram's limit: split it, buttons on the last part.
         *first_parts, last_part = pack_blocks([outgoing.text])
         try:
@@ -219,14 +255,18 @@ async def send_prompt(
             _record_failure(companion, outgoing, exc, report)
             return
         with companion.sessions.begin() as session:
-            _finish(
+            recorded = _finish(
                 session,
                 prompt_id,
+                outgoing.claim,
                 status=PromptStatus.SENT,
                 sent_at=companion.clock(),
                 telegram_message_id=message.message_id,
                 last_error=None,
             )
+    if not recorded:
+        # It took longer than a lease to send: another dispatcher may send it too.
+        log.error("prompt %s was sent after its claim ran out", prompt_id)
     report.sent.append(prompt_id)
     log.info(
         "sent prompt %s (step %s) to patient %s", prompt_id, outgoing.step_key, outgoing.patient_id
@@ -248,24 +288,36 @@ def _record_failure(
         if isinstance(error, RetryAfter):
             wait = error.retry_after
             delay = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
-            _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING, due_at=now + delay)
+            _finish(
+                session,
+                outgoing.prompt_id,
+                outgoing.claim,
+                status=PromptStatus.PENDING,
+                due_at=now + delay,
+            )
             report.retrying += 1
             log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
         elif unreachable(error):
             # Blocked, or the account is gone: keep everything and stop sending (their rows are
             # held, so not scanned again) until /start brings them back.
-            _finish(session, outgoing.prompt_id, status=PromptStatus.PENDING)
+            _finish(session, outgoing.prompt_id, outgoing.claim, status=PromptStatus.PENDING)
             patient = session.get_one(Patient, outgoing.patient_id)
             mark_unreachable(session, patient, now)
             log.warning("patient %s cannot be reached; their prompts are held", patient.id)
         elif isinstance(error, BadRequest):
             reason = f"rejected by Telegram: {error.message[:150]}"
-            _finish(session, outgoing.prompt_id, status=PromptStatus.FAILED, last_error=reason)
+            _finish(
+                session,
+                outgoing.prompt_id,
+                outgoing.claim,
+                status=PromptStatus.FAILED,
+                last_error=reason,
+            )
             report.failed += 1
             log.error("prompt %s was rejected by Telegram", outgoing.prompt_id)
         else:
             prompt = session.get_one(ScheduledPrompt, outgoing.prompt_id)
-            _retry_or_fail(session, prompt, now, type(error).__name__, report)
+            _retry_or_fail(session, prompt, outgoing.claim, now, type(error).__name__, report)
 
 
 async def send_weekly_recap(
@@ -394,16 +446,17 @@ async def send_reminder(
     log.info("sent the practice reminder to patient %s", patient_id)
 
 
-def _release(companion: Companion, prompt_id: int) -> None:
+def _release(companion: Companion, prompt_id: int, claim: datetime) -> None:
     """Give a claimed prompt back unsent, due as it was: the next tick, here or elsewhere."""
     with companion.sessions.begin() as session:
-        _finish(session, prompt_id, status=PromptStatus.PENDING)
+        _finish(session, prompt_id, claim, status=PromptStatus.PENDING)
 
 
 async def _send_claimed(
     companion: Companion,
     bot: Bot,
     claimed: list[int],
+    claim: datetime,
     report: DispatchReport,
     keep_going: Callable[[], bool],
 ) -> None:
@@ -414,10 +467,10 @@ async def _send_claimed(
     async def send_one(prompt_id: int) -> None:
         async with slots:
             if not keep_going():
-                _release(companion, prompt_id)
+                _release(companion, prompt_id, claim)
                 return
             try:
-                await send_prompt(companion, bot, prompt_id, report)
+                await send_prompt(companion, bot, prompt_id, claim, report)
             except Exception:
                 # A bug must not cancel the others; this claim expires and is retried.
                 log.exception("prompt %s could not be sent", prompt_id)
@@ -443,7 +496,7 @@ async def dispatch_due(
             claimed = claim_due(session, now, companion.schedule, default_timezone, report, lease)
         if not claimed:
             break
-        await _send_claimed(companion, bot, claimed, report, keep_going)
+        await _send_claimed(companion, bot, claimed, now + lease, report, keep_going)
     if not keep_going():
         return report
     with companion.sessions.begin() as session:

@@ -11,6 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.models import GoalCheckin, Patient, Reminder, WeeklyRecap
+from bot.db.queries import skips_locked_rows
 from bot.localtime import defer_past_quiet_hours
 from bot.patients import quiet_hours_of, zone_of
 
@@ -30,7 +31,7 @@ def claim_recurring(
     """Claim the rows of `model` due now (patient ids). Paused or unreachable patients (and
     those `skip` names) move to `next_due`; rows in quiet hours wait for their end. A
     conditional UPDATE claims each, so two dispatchers never send the same one."""
-    due = session.execute(
+    statement = (
         select(model, Patient)
         .join(Patient, Patient.id == model.patient_id)
         .where(
@@ -39,7 +40,10 @@ def claim_recurring(
         )
         .order_by(model.due_at)
         .limit(BATCH_SIZE)
-    ).all()
+    )
+    if skips_locked_rows(session):
+        statement = statement.with_for_update(of=model, skip_locked=True)
+    due = session.execute(statement).all()
     claimed = []
     for row, patient in cast("list[tuple[Recurring, Patient]]", due):
         if patient.paused_at is not None or patient.unreachable_at is not None or skip(patient):

@@ -169,6 +169,7 @@ class ApiRequest:
     method: str
     params: dict[str, Any]
     result: Any = None  # what the server answered, once it answered successfully
+    received_at: float = field(default_factory=time.monotonic)
 
     @property
     def message_id(self) -> int:

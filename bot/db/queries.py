@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Select, func, select, union, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, Select, exists, func, select, union, update
+from sqlalchemy.orm import Session, aliased
 
 from bot.db.models import Entry, Patient, Practice, PromptStatus, ScheduledPrompt, Treatment
 
@@ -293,11 +293,20 @@ def release_expired_claims(session: Session, now: datetime) -> None:
 
 
 def due_prompts_statement(now: datetime, limit: int) -> Select[ScheduledPrompt, Patient]:
-    """Pending prompts due by `now`, oldest first; served by the partial index on pending rows."""
+    """Pending prompts due by `now`, oldest first; served by the partial index on pending rows.
+    A patient with a prompt claimed elsewhere (another instance is sending it) waits."""
+    in_flight = aliased(ScheduledPrompt)
     return (
         select(ScheduledPrompt, Patient)
         .join(Patient, Patient.id == ScheduledPrompt.patient_id)
-        .where(ScheduledPrompt.status == PromptStatus.PENDING, ScheduledPrompt.due_at <= now)
+        .where(
+            ScheduledPrompt.status == PromptStatus.PENDING,
+            ScheduledPrompt.due_at <= now,
+            ~exists().where(
+                in_flight.patient_id == ScheduledPrompt.patient_id,
+                in_flight.status == PromptStatus.CLAIMED,
+            ),
+        )
         .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
         .limit(limit)
     )
@@ -306,7 +315,16 @@ def due_prompts_statement(now: datetime, limit: int) -> Select[ScheduledPrompt, 
 def due_prompts(
     session: Session, now: datetime, limit: int
 ) -> Sequence[Row[ScheduledPrompt, Patient]]:
-    return session.execute(due_prompts_statement(now, limit)).all()
+    statement = due_prompts_statement(now, limit)
+    if skips_locked_rows(session):
+        # Instances claiming at once each get other patients, and none waits for another.
+        statement = statement.with_for_update(of=(ScheduledPrompt, Patient), skip_locked=True)
+    return session.execute(statement).all()
+
+
+def skips_locked_rows(session: Session) -> bool:
+    """Whether this database has SELECT … FOR UPDATE SKIP LOCKED (SQLite has one writer)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, datetime]:
@@ -331,5 +349,27 @@ def claim_prompt(session: Session, prompt_id: int, lease_until: datetime) -> boo
             claimed_until=lease_until,
             attempts=ScheduledPrompt.attempts + 1,
         )
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def chat_of_prompt(session: Session, prompt_id: int) -> int:
+    return session.execute(
+        select(Patient.chat_id)
+        .join(ScheduledPrompt, ScheduledPrompt.patient_id == Patient.id)
+        .where(ScheduledPrompt.id == prompt_id)
+    ).scalar_one()
+
+
+def renew_claim(session: Session, prompt_id: int, claim: datetime, until: datetime) -> bool:
+    """Extend our claim (named by its lease) to `until`; False if it is ours no longer."""
+    result = session.execute(
+        update(ScheduledPrompt)
+        .where(
+            ScheduledPrompt.id == prompt_id,
+            ScheduledPrompt.status == PromptStatus.CLAIMED,
+            ScheduledPrompt.claimed_until == claim,
+        )
+        .values(claimed_until=until)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
