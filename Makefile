@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint types pytest migrate prompts-check prompts-preview bench clean
+.PHONY: run webhook test test-fast lint types pytest pytest-postgres migrate prompts-check prompts-preview bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python -m bot run
+
+webhook: $(STAMP)
+	$(BIN)/python -m bot webhook
 
 test: lint types pytest
 
@@ -27,6 +30,23 @@ types: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory pytest-postgres
+
+# The suite again on PostgreSQL: TEST_DATABASE_URL, or this default if a server answers there.
+# The tests wipe that database's public schema. Tests that start their own SQLite processes
+# or time benchmarks have run above and are left out here.
+PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
+pytest-postgres: $(STAMP)
+	@url="$${TEST_DATABASE_URL:-$(PG_DEFAULT)}"; \
+	if $(BIN)/python -m tests.postgres "$$url"; then \
+		echo "== the suite on PostgreSQL ($$url)"; \
+		TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest \
+			--deselect tests/test_process.py --deselect tests/test_bench.py; \
+	else \
+		echo "PostgreSQL run skipped: no server answers at $$url. To run it, point"; \
+		echo "TEST_DATABASE_URL at an empty PostgreSQL database the tests may wipe, e.g."; \
+		echo "TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test make test"; \
+	fi
 
 # Everything but the slow tests (real processes, crash tests, large journals); CI runs them all.
 test-fast: lint types $(STAMP)
@@ -41,8 +61,9 @@ prompts-check: $(STAMP)
 prompts-preview: $(STAMP)
 	$(BIN)/python -m bot prompts preview
 
+# Benchmarks against baselines measured in the same run; writes bench/RESULTS.md (minutes).
 bench: $(STAMP)
-	$(BIN)/python bench/claim_scaling.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.coordination import count_leases, live_instances
 from bot.db.models import InboxUpdate, Patient, ScheduledPrompt, WeeklyRecap
 
 
@@ -18,6 +19,8 @@ class Status:
     overdue: int  # pending and due already
     inbox_backlog: int  # stored updates not handled yet
     weekly_recaps_on: int
+    instances: list[str]  # seen recently: name (mode)
+    chats_held: int  # chat leases live now
 
 
 def read_status(session: Session, now: datetime) -> Status:
@@ -42,6 +45,8 @@ def read_status(session: Session, now: datetime) -> Status:
             select(func.count(WeeklyRecap.patient_id)).where(WeeklyRecap.due_at.is_not(None))
         )
         or 0,
+        instances=[f"{i.name} ({i.mode})" for i in live_instances(session, now)],
+        chats_held=count_leases(session, now),
     )
 
 
@@ -53,5 +58,8 @@ def format_status(status: Status) -> str:
         f"prompts overdue: {status.overdue}",
         f"inbox backlog: {status.inbox_backlog}",
         f"weekly recaps on: {status.weekly_recaps_on}",
+        f"chats held: {status.chats_held}",
+        f"instances seen: {len(status.instances)}",
     ]
+    lines += [f"  {instance}" for instance in status.instances]
     return "\n".join(lines)

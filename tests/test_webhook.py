@@ -17,6 +17,8 @@ from bot.app import SWEEP_JOB
 from bot.config import Settings, SettingsError
 from bot.db.models import Entry, InboxUpdate
 from bot.inbox import InboxBot
+from bot.resources import utc_now
+from bot.status import format_status, read_status
 from bot.webhook import SECRET_HEADER
 from tests.auxil.harness import FakeClock, Harness
 from tests.fake_telegram import FakeTelegram, TgUser
@@ -198,3 +200,18 @@ def test_webhook_mode_says_what_it_needs(settings: Settings):
 def test_a_weak_secret_is_refused(settings: Settings):
     with pytest.raises(ValueError, match="WEBHOOK_SECRET must be"):
         Settings(_env_file=None, telegram_bot_token="1:a", webhook_secret="short")
+
+
+async def test_status_lists_the_instance_and_forgets_it_when_it_stops(hooked: Harness):
+    assert hooked.app is not None
+    [sweep] = hooked.app.job_queue.get_jobs_by_name(SWEEP_JOB)  # type: ignore[union-attr]
+    await sweep.run(hooked.app)
+    with hooked.session() as session:
+        shown = format_status(read_status(session, utc_now()))
+    assert "instances seen: 1\n" in shown
+    assert "(webhook)" in shown
+    companion = hooked.companion
+    assert companion is not None
+    await hooked.stop()
+    with companion.sessions() as session:
+        assert "instances seen: 0" in format_status(read_status(session, utc_now()))
