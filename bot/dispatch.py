@@ -86,7 +86,7 @@ def claim_due(
     queries.release_expired_claims(session, now)
     candidates = queries.due_prompts(session, now, BATCH_SIZE)
     last_sent = queries.last_sent_times(session, {patient.id for _, patient in candidates})
-    claimed: list[int] = []
+    chosen: list[int] = []
     chosen_patients: set[int] = set()
     for prompt, patient in candidates:
         if patient.id in chosen_patients:
@@ -114,10 +114,9 @@ def claim_due(
             prompt.due_at = not_before
             report.deferred += 1
             continue
-        if queries.claim_prompt(session, prompt.id, now + lease):
-            claimed.append(prompt.id)
-            chosen_patients.add(patient.id)
-    return claimed
+        chosen.append(prompt.id)
+        chosen_patients.add(patient.id)
+    return queries.claim_prompts(session, chosen, now + lease)
 
 
 def _finish(session: Session, prompt_id: int, claim: datetime, **values: object) -> bool:
@@ -187,9 +186,7 @@ def prepare(
             )
             return None
         claim = renewed
-        prompt = session.get_one(ScheduledPrompt, prompt_id)
-        patient = session.get_one(Patient, prompt.patient_id)
-        treatment = session.get_one(Treatment, prompt.treatment_id)
+        prompt, patient, treatment = queries.prompt_with_patient(session, prompt_id)
         step = companion.schedule.step(prompt.step_key)
         try:
             if step is None:
@@ -229,7 +226,12 @@ def prepare(
 
 
 async def send_prompt(
-    companion: Companion, bot: Bot, prompt_id: int, claim: datetime, report: DispatchReport
+    companion: Companion,
+    bot: Bot,
+    prompt_id: int,
+    chat_id: int,
+    claim: datetime,
+    report: DispatchReport,
 ) -> None:
     """Send one claimed prompt and record what happened.
 
@@ -237,8 +239,6 @@ async def send_prompt(
     reply to it is handled only once it is known as sent, and however long another instance
     held the chat, the claim is checked after that wait.
     """
-    with companion.sessions() as session:
-        chat_id = queries.chat_of_prompt(session, prompt_id)
     async with companion.chat_lock(chat_id):
         outgoing = prepare(companion, prompt_id, claim, report)
         if outgoing is None:
@@ -463,6 +463,8 @@ async def _send_claimed(
     """Send claimed prompts, IN_FLIGHT at a time (they are for different patients); when the
     bot is stopping, give back those not started yet."""
     slots = asyncio.Semaphore(IN_FLIGHT)
+    with companion.sessions() as session:
+        chats = queries.chats_of_prompts(session, claimed)
 
     async def send_one(prompt_id: int) -> None:
         async with slots:
@@ -470,7 +472,7 @@ async def _send_claimed(
                 _release(companion, prompt_id, claim)
                 return
             try:
-                await send_prompt(companion, bot, prompt_id, claim, report)
+                await send_prompt(companion, bot, prompt_id, chats[prompt_id], claim, report)
             except Exception:
                 # A bug must not cancel the others; this claim expires and is retried.
                 log.exception("prompt %s could not be sent", prompt_id)

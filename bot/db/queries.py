@@ -339,26 +339,45 @@ def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, dateti
     return {patient_id: sent_at for patient_id, sent_at in rows if sent_at is not None}
 
 
-def claim_prompt(session: Session, prompt_id: int, lease_until: datetime) -> bool:
-    """Claim a pending prompt; False if another dispatcher got it first."""
-    result = session.execute(
+def claim_prompts(session: Session, prompt_ids: list[int], lease_until: datetime) -> list[int]:
+    """Claim these prompts if still pending; those another dispatcher got first are left out."""
+    if not prompt_ids:
+        return []
+    claimed = session.scalars(
         update(ScheduledPrompt)
-        .where(ScheduledPrompt.id == prompt_id, ScheduledPrompt.status == PromptStatus.PENDING)
+        .where(ScheduledPrompt.id.in_(prompt_ids), ScheduledPrompt.status == PromptStatus.PENDING)
         .values(
             status=PromptStatus.CLAIMED,
             claimed_until=lease_until,
             attempts=ScheduledPrompt.attempts + 1,
         )
+        .returning(ScheduledPrompt.id)
+        .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    won = set(claimed)
+    return [prompt_id for prompt_id in prompt_ids if prompt_id in won]
 
 
-def chat_of_prompt(session: Session, prompt_id: int) -> int:
-    return session.execute(
-        select(Patient.chat_id)
-        .join(ScheduledPrompt, ScheduledPrompt.patient_id == Patient.id)
+def chats_of_prompts(session: Session, prompt_ids: list[int]) -> dict[int, int]:
+    """The chat each prompt goes to."""
+    rows = session.execute(
+        select(ScheduledPrompt.id, Patient.chat_id)
+        .join(Patient, Patient.id == ScheduledPrompt.patient_id)
+        .where(ScheduledPrompt.id.in_(prompt_ids))
+    )
+    return dict(rows.tuples().all())
+
+
+def prompt_with_patient(
+    session: Session, prompt_id: int
+) -> tuple[ScheduledPrompt, Patient, Treatment]:
+    row = session.execute(
+        select(ScheduledPrompt, Patient, Treatment)
+        .join(Patient, Patient.id == ScheduledPrompt.patient_id)
+        .join(Treatment, Treatment.id == ScheduledPrompt.treatment_id)
         .where(ScheduledPrompt.id == prompt_id)
-    ).scalar_one()
+    ).one()
+    return row[0], row[1], row[2]
 
 
 def renew_claim(session: Session, prompt_id: int, claim: datetime, until: datetime) -> bool:
