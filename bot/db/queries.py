@@ -365,7 +365,7 @@ def chats_of_prompts(session: Session, prompt_ids: list[int]) -> dict[int, int]:
         .join(Patient, Patient.id == ScheduledPrompt.patient_id)
         .where(ScheduledPrompt.id.in_(prompt_ids))
     )
-    return dict(rows.tuples().all())
+    return {row[0]: row[1] for row in rows}
 
 
 def prompt_with_patient(
