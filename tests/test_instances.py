@@ -266,7 +266,8 @@ async def test_three_instances_share_the_work_through_a_kill(
         text = (r.text or "").strip()
         if text.startswith("Prompt ") and text not in by_chat[r.chat_id]:
             by_chat[r.chat_id].append(text)
-    assert all(by_chat[user.id] == expected for user in users)
+    out_of_order = {user.id: by_chat[user.id] for user in users if by_chat[user.id] != expected}
+    assert out_of_order == {}
     with Session(engine) as session:
         entries = session.execute(
             select(Patient.chat_id, Entry.text).join(Patient).order_by(Entry.id)
@@ -274,11 +275,19 @@ async def test_three_instances_share_the_work_through_a_kill(
     written: dict[int, list[str | None]] = defaultdict(list)
     for chat_id, entry_text in entries:
         written[chat_id].append(entry_text)
-    assert all(
-        written[user.id] == [f"reply {k} from {user.id}" for k in range(REPLIES)] for user in users
-    )
+    misfiled = {
+        user.id: written[user.id]
+        for user in users
+        if written[user.id] != [f"reply {k} from {user.id}" for k in range(REPLIES)]
+    }
+    assert misfiled == {}
     acknowledgements = Counter(r.chat_id for r in delivered if acknowledgement(r))
-    assert all(acknowledgements[user.id] in (REPLIES, REPLIES + 1) for user in users)
+    unacknowledged = {
+        user.id: acknowledgements[user.id]
+        for user in users
+        if acknowledgements[user.id] not in (REPLIES, REPLIES + 1)
+    }
+    assert unacknowledged == {}
     engine.dispose()
 
     print(

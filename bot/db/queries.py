@@ -331,11 +331,13 @@ def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, dateti
     """When each patient was last sent a prompt (patients never sent one are absent)."""
     if not patient_ids:
         return {}
-    rows = session.execute(
-        select(ScheduledPrompt.patient_id, func.max(ScheduledPrompt.sent_at))
-        .where(ScheduledPrompt.patient_id.in_(patient_ids))
-        .group_by(ScheduledPrompt.patient_id)
+    # One index lookup per patient (patient_id, sent_at), not a scan of all their sent rows.
+    latest = (
+        select(func.max(ScheduledPrompt.sent_at))
+        .where(ScheduledPrompt.patient_id == Patient.id)
+        .scalar_subquery()
     )
+    rows = session.execute(select(Patient.id, latest).where(Patient.id.in_(patient_ids)))
     return {patient_id: sent_at for patient_id, sent_at in rows if sent_at is not None}
 
 
