@@ -156,6 +156,7 @@ def _retry_or_fail(
         due_at=now + delay,
         last_error=reason,
     )
+    queries.hold_back_later_prompts(session, prompt.patient_id, prompt.id, now + delay)
     report.retrying += 1
     log.warning("prompt %s will be retried in %s: %s", prompt.id, delay, reason)
 
@@ -294,6 +295,9 @@ def _record_failure(
                 outgoing.claim,
                 status=PromptStatus.PENDING,
                 due_at=now + delay,
+            )
+            queries.hold_back_later_prompts(
+                session, outgoing.patient_id, outgoing.prompt_id, now + delay
             )
             report.retrying += 1
             log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)

@@ -117,6 +117,39 @@ async def test_it_reschedules_a_prompt_when_telegram_keeps_answering_429(
     assert len((await bot.dispatch()).sent) == 1
 
 
+async def test_a_prompt_waiting_for_its_retry_holds_back_the_patient_s_later_ones(
+    agreed: Harness, alice: TgUser
+):
+    """Several steps are overdue (the bot was down); the first fails and waits for a retry: the
+    next ones wait with it, so Alice still gets them in the schedule's order."""
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(days=2))
+    bot.fake.fail("sendMessage", error_code=502, description="Bad Gateway", times=3)
+    report = await bot.dispatch()
+    assert (report.sent, report.retrying) == ([], 1)
+    with bot.session() as session:
+        due = session.scalars(
+            select(ScheduledPrompt)
+            .where(ScheduledPrompt.status == PromptStatus.PENDING)
+            .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
+        ).all()
+    retried = next(p for p in due if p.attempts == 1)
+    assert due[0] is retried  # still first in line
+    assert all(p.due_at >= retried.due_at for p in due)
+    sent_keys = []
+    for _ in range(4):
+        sent_keys.append((await bot.next_prompt(alice)).text)
+    with bot.session() as session:
+        in_order = session.scalars(
+            select(ScheduledPrompt.step_key)
+            .where(ScheduledPrompt.status == PromptStatus.SENT)
+            .order_by(ScheduledPrompt.sent_at, ScheduledPrompt.id)
+        ).all()
+    schedule_order = [step.key for step in bot.companion.schedule.steps]  # type: ignore[union-attr]
+    assert list(in_order) == [k for k in schedule_order if k in in_order]
+
+
 async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, alice: TgUser):
     bot = agreed
     await bot.send(alice, "/treatment")

@@ -394,3 +394,21 @@ def renew_claim(session: Session, prompt_id: int, claim: datetime, until: dateti
         .values(claimed_until=until)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def hold_back_later_prompts(
+    session: Session, patient_id: int, prompt_id: int, until: datetime
+) -> None:
+    """A prompt waits for a retry until `until`: the patient's other due prompts wait with it,
+    so they still arrive in order (ties go by id, which follows the schedule)."""
+    session.execute(
+        update(ScheduledPrompt)
+        .where(
+            ScheduledPrompt.patient_id == patient_id,
+            ScheduledPrompt.status == PromptStatus.PENDING,
+            ScheduledPrompt.id != prompt_id,
+            ScheduledPrompt.due_at < until,
+        )
+        .values(due_at=until)
+        .execution_options(synchronize_session=False)
+    )
