@@ -166,6 +166,21 @@ def test_it_says_how_to_get_a_token_when_it_is_missing(tmp_path: Path):
     assert ".env" in result.stderr
 
 
+def test_webhook_mode_says_what_is_missing_before_it_starts(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "webhook"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+        env={**env, "PYTHONPATH": str(REPO_PROMPTS.parent), "TELEGRAM_BOT_TOKEN": "1:a"},
+    )
+    assert result.returncode == 2
+    assert "Webhook mode needs WEBHOOK_URL and WEBHOOK_SECRET" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
