@@ -157,8 +157,8 @@ async def test_the_recap_counts_practices_and_days_of_meditation(agreed: Harness
     await bot.send(alice, "/practice meditation 5")
     recap = "\n".join(await bot.send(alice, "/recap"))
     assert "<b>Practices</b>\n4 practices, 58 minutes in all:" in recap
-    assert "• Meditation: 3 times, 18 min" in recap
-    assert "• A walk in nature: 1 time, 40 min" in recap
+    assert "• Meditation: 3 times, 18 min\n" in recap  # one practice a line
+    assert "• A walk in nature: 1 time, 40 min\n" in recap
     # 10 on the first day, 3 on the second (under five), 5 on the third.
     assert "Meditation of 5 minutes or more on 2 of 7 days." in recap
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the companion against baselines measured in the same run: `make bench`."""
