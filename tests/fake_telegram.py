@@ -744,6 +744,7 @@ class FakeTelegram:
                                 self.webhook_refused.append(r.status)
                         except (aiohttp.ClientError, TimeoutError):
                             self.webhook_refused.append(0)
+                        self._changed.notify()
                         await asyncio.sleep(0.05)
                 finally:
                     connections.release()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from telegram import Update
 
 from bot.app import SWEEP_JOB
@@ -161,6 +162,21 @@ async def orphan(hooked: Harness, fake: FakeTelegram, user: TgUser, text: str) -
     return update_id
 
 
+async def test_healthz_says_unavailable_when_the_database_does_not_answer(
+    hooked: Harness, webhook_settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    def down(res: object) -> bool:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr("bot.webhook._database_answers", down)
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(local(webhook_settings, "/healthz")) as r,
+    ):
+        assert r.status == 503
+        assert await r.json() == {"status": "unavailable"}
+
+
 async def test_an_update_left_waiting_by_a_dead_instance_is_taken_up(
     hooked: Harness, fake: FakeTelegram, clock: FakeClock, alice: TgUser
 ):
@@ -215,3 +231,31 @@ async def test_status_lists_the_instance_and_forgets_it_when_it_stops(hooked: Ha
     await hooked.stop()
     with companion.sessions() as session:
         assert "instances seen: 0" in format_status(read_status(session, utc_now()))
+
+
+async def test_an_update_the_database_cannot_take_gets_500_and_telegram_sends_it_again(
+    hooked: Harness, fake: FakeTelegram, alice: TgUser
+):
+    """Nothing is acknowledged to Telegram unless it is stored: while the database refuses the
+    write, the webhook answers 500, and Telegram's retry goes through once it takes it."""
+    await hooked.agree(alice)
+    assert hooked.app is not None
+    bot = hooked.app.bot
+    assert isinstance(bot, InboxBot)
+    store = bot.inbox.store
+    failing = True
+
+    def flaky_store(updates: Sequence[Update]) -> None:
+        if failing:
+            raise OperationalError("INSERT", {}, Exception("database is down"))
+        store(updates)
+
+    bot.inbox.store = flaky_store  # type: ignore[method-assign]
+    refused_before = len(fake.webhook_refused)
+    update_id = fake.text_update(alice, "Kept safe")
+    assert await fake.wait_until(lambda: len(fake.webhook_refused) > refused_before, 10)
+    assert 500 in fake.webhook_refused
+    failing = False
+    await hooked.wait_handled(update_id)
+    with hooked.session() as session:
+        assert [e.text for e in session.scalars(select(Entry))] == ["Kept safe"]
