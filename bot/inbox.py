@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from telegram import Bot, Update
 from telegram.ext import ExtBot
 
@@ -69,8 +69,10 @@ class Inbox:
         updates not handled yet (another instance received them, then died or was slower),
         oldest first, and whether `update_id` itself was handled already."""
         with self.sessions() as session:
+            # The update in hand is already parsed: only the earlier ones' text is read.
+            earlier_raw = case((InboxUpdate.update_id < update_id, InboxUpdate.raw), else_=None)
             rows = session.execute(
-                select(InboxUpdate.update_id, InboxUpdate.raw, InboxUpdate.handled_at)
+                select(InboxUpdate.update_id, earlier_raw, InboxUpdate.handled_at)
                 .where(
                     InboxUpdate.chat_id == chat_id,
                     InboxUpdate.update_id <= update_id,

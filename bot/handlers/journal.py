@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
 from telegram import (
     Audio,
     CallbackQuery,
@@ -20,7 +21,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.db.models import EntryKind, ScheduledPrompt
+from bot.db.models import EntryKind, Patient, ScheduledPrompt
 from bot.goals import check_awaiting_note, note_already_added
 from bot.guides import notes_of
 from bot.handlers.common import (
@@ -89,6 +90,30 @@ def content_of(message: Message) -> Content | None:
     return None
 
 
+ALREADY_ADDED = "already added"
+
+
+def words_for_practice_or_goal(
+    res: Companion, session: Session, patient: Patient, text: str, message_id: int
+) -> str:
+    """Words right after choosing a practice or answering a goal's check-in belong there: the
+    reply to send, ALREADY_ADDED for a redelivered copy, or "" if they belong to the journal."""
+    now = res.clock()
+    if words_already_added(session, patient, message_id) or note_already_added(
+        session, patient, message_id
+    ):
+        return ALREADY_ADDED
+    practice = practice_awaiting_words(session, patient, now)
+    check = check_awaiting_note(session, patient, now)
+    if check is not None and (practice is None or check.created_at > practice.done_at):
+        check.note, check.note_message_id = text, message_id
+        return res.texts.render("goals.html", outcome="noted")
+    if practice is not None:
+        part = add_words(practice, text, message_id)
+        return res.texts.render("practice.html", outcome="words", part=part, label=practice.label)
+    return ""
+
+
 async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Keep a text or a medium as the answer to the open prompt, a mood note or an entry."""
     if await note_words(update, context):
@@ -102,41 +127,30 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await message.reply_html(res.texts.render("unsupported.html", kind="media"))
         return
     reply_to = message.reply_to_message
-    if content.kind is EntryKind.TEXT and reply_to is None and content.text:
-        # Words right after choosing a practice or answering a goal's check-in belong there.
-        with res.sessions.begin() as session:
-            patient = the_patient(session, incoming.user_id)
-            message_id, now = message.message_id, res.clock()
-            if words_already_added(session, patient, message_id) or note_already_added(
-                session, patient, message_id
-            ):
-                return  # a redelivered note: kept and answered the first time
-            practice = practice_awaiting_words(session, patient, now)
-            check = check_awaiting_note(session, patient, now)
-            if check is not None and (practice is None or check.created_at > practice.done_at):
-                check.note, check.note_message_id = content.text, message_id
-                reply = res.texts.render("goals.html", outcome="noted")
-            elif practice is not None:
-                part = add_words(practice, content.text, message_id)
-                reply = res.texts.render(
-                    "practice.html", outcome="words", part=part, label=practice.label
-                )
-            else:
-                reply = ""
-        if reply:
-            await message.reply_html(reply)
-            return
+    message_id, now = message.message_id, res.clock()
+    # One transaction: the words may belong to a practice or a goal's check-in, else they are
+    # recorded in the journal.
     with res.sessions.begin() as session:
-        recorded = record_message(
-            session,
-            the_patient(session, incoming.user_id),
-            res.schedule,
-            content,
-            chat_id=message.chat_id,
-            message_id=message.message_id,
-            reply_to_message_id=reply_to.message_id if reply_to else None,
-            now=res.clock(),
-        )
+        patient = the_patient(session, incoming.user_id)
+        reply = ""
+        if content.kind is EntryKind.TEXT and reply_to is None and content.text:
+            reply = words_for_practice_or_goal(res, session, patient, content.text, message_id)
+        if reply == ALREADY_ADDED:
+            return  # a redelivered note: kept and answered the first time
+        if not reply:
+            recorded = record_message(
+                session,
+                patient,
+                res.schedule,
+                content,
+                chat_id=message.chat_id,
+                message_id=message_id,
+                reply_to_message_id=reply_to.message_id if reply_to else None,
+                now=now,
+            )
+    if reply:
+        await message.reply_html(reply)
+        return
     entry, prompt = recorded.entry, recorded.prompt
     if recorded.duplicate:
         if entry.acknowledged_at is not None:
