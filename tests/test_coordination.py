@@ -6,6 +6,7 @@ run on SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,8 +29,10 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def sessions(settings: Settings) -> SessionFactory:
-    return build_companion(settings).sessions
+def sessions(settings: Settings) -> Iterator[SessionFactory]:
+    factory = build_companion(settings).sessions
+    yield factory
+    factory.kw["bind"].dispose()
 
 
 def test_a_chat_s_lease_has_one_holder_until_it_expires(sessions: SessionFactory):

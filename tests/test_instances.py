@@ -46,8 +46,8 @@ TREATMENTS = 2  # each with the short schedule's four steps: 2,000 prompts
 REPLIES = 4  # per patient: 1,000 updates
 RATE = 100  # messages a second, overall, for the bots and the fake alike
 TIMEOUT = 150.0
-# A message Telegram accepted this shortly before the kill may not be recorded as sent: the
-# documented window in which it is sent again.
+# A message Telegram accepted this close to the kill (before it, or just after, when it was
+# already on its way) may not be recorded as sent: the documented window of a repeat.
 KILL_WINDOW = 0.5
 
 
@@ -251,7 +251,7 @@ async def test_three_instances_share_the_work_through_a_kill(
     for r in delivered:
         first_copy.setdefault((r.chat_id, r.text), r.received_at)
     twice = [key for key, count in copies.items() if count > 1]
-    unexplained = [k for k in twice if not killed_at - KILL_WINDOW <= first_copy[k] <= killed_at]
+    unexplained = [k for k in twice if abs(first_copy[k] - killed_at) > KILL_WINDOW]
     assert unexplained == [], [(k, first_copy[k] - killed_at) for k in unexplained]
     assert all(count <= 2 for count in copies.values())
 

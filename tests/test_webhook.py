@@ -231,6 +231,7 @@ async def test_status_lists_the_instance_and_forgets_it_when_it_stops(hooked: Ha
     await hooked.stop()
     with companion.sessions() as session:
         assert "instances seen: 0" in format_status(read_status(session, utc_now()))
+    companion.sessions.kw["bind"].dispose()
 
 
 async def test_an_update_the_database_cannot_take_gets_500_and_telegram_sends_it_again(
