@@ -87,9 +87,9 @@ def claim_due(
     candidates = queries.due_prompts(session, now, BATCH_SIZE)
     last_sent = queries.last_sent_times(session, {patient.id for _, patient in candidates})
     chosen: list[int] = []
-    chosen_patients: set[int] = set()
+    settled: set[int] = set()  # patients whose next prompt is chosen or deferred
     for prompt, patient in candidates:
-        if patient.id in chosen_patients:
+        if patient.id in settled:
             continue  # one at a time: the next one waits for a later tick
         if (
             patient.paused_at is not None
@@ -111,11 +111,13 @@ def claim_due(
                 prompt.status = PromptStatus.SKIPPED
                 continue
         if not_before > now:
-            prompt.due_at = not_before
+            # Their later due prompts too, even those past this batch, or they would go first.
+            queries.hold_back_prompts(session, patient.id, not_before)
+            settled.add(patient.id)
             report.deferred += 1
             continue
         chosen.append(prompt.id)
-        chosen_patients.add(patient.id)
+        settled.add(patient.id)
     return queries.claim_prompts(session, chosen, now + lease)
 
 
@@ -156,7 +158,7 @@ def _retry_or_fail(
         due_at=now + delay,
         last_error=reason,
     )
-    queries.hold_back_later_prompts(session, prompt.patient_id, prompt.id, now + delay)
+    queries.hold_back_prompts(session, prompt.patient_id, now + delay)
     report.retrying += 1
     log.warning("prompt %s will be retried in %s: %s", prompt.id, delay, reason)
 
@@ -296,9 +298,7 @@ def _record_failure(
                 status=PromptStatus.PENDING,
                 due_at=now + delay,
             )
-            queries.hold_back_later_prompts(
-                session, outgoing.patient_id, outgoing.prompt_id, now + delay
-            )
+            queries.hold_back_prompts(session, outgoing.patient_id, now + delay)
             report.retrying += 1
             log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
         elif unreachable(error):

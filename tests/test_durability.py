@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from bot import dispatch
+from bot.db import queries
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
 from bot.dispatch import MAX_ATTEMPTS, DispatchReport, claim_due
 from bot.status import format_status, read_status
@@ -148,6 +150,67 @@ async def test_a_prompt_waiting_for_its_retry_holds_back_the_patient_s_later_one
         ).all()
     schedule_order = [step.key for step in bot.companion.schedule.steps]  # type: ignore[union-attr]
     assert list(in_order) == [k for k in schedule_order if k in in_order]
+
+
+async def test_a_deferred_prompt_takes_the_patient_s_later_due_ones_with_it(
+    agreed: Harness, alice: TgUser, monkeypatch: pytest.MonkeyPatch
+):
+    """Several steps are overdue and each waits `min_gap` after the one before; the dispatcher
+    looks at one due prompt at a time (a busy table), so the ones it did not look at must wait
+    with the one it deferred, or a later step would overtake it."""
+    bot = agreed
+    monkeypatch.setattr(dispatch, "BATCH_SIZE", 1)
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(days=4))
+    report = await bot.dispatch()
+    assert (len(report.sent), report.deferred) == (1, 1)
+    with bot.session() as session:
+        pending = session.scalars(
+            select(ScheduledPrompt).where(
+                ScheduledPrompt.status == PromptStatus.PENDING,
+                ScheduledPrompt.due_at <= bot.clock.now,
+            )
+        ).all()
+    assert pending == []  # every overdue one waits for the gap, not only the one looked at
+    for _ in range(4):
+        await bot.next_prompt(alice)
+    with bot.session() as session:
+        in_order = session.scalars(
+            select(ScheduledPrompt.step_key)
+            .where(ScheduledPrompt.status == PromptStatus.SENT)
+            .order_by(ScheduledPrompt.sent_at, ScheduledPrompt.id)
+        ).all()
+    schedule_order = [step.key for step in bot.companion.schedule.steps]  # type: ignore[union-attr]
+    assert len(in_order) == 5
+    assert list(in_order) == [k for k in schedule_order if k in in_order]
+
+
+async def test_no_prompt_of_a_patient_is_claimed_while_another_is_in_flight(
+    agreed: Harness, alice: TgUser
+):
+    """Two dispatchers may both have read a patient's prompts as free; the one that claims
+    second gets none of them, so a patient's prompts never go out side by side."""
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(days=2))
+    assert bot.companion is not None
+    lease = timedelta(seconds=bot.settings.claim_lease_seconds)
+    with bot.companion.sessions.begin() as session:
+        due = session.scalars(
+            select(ScheduledPrompt.id)
+            .where(
+                ScheduledPrompt.status == PromptStatus.PENDING,
+                ScheduledPrompt.due_at <= bot.clock.now,
+            )
+            .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
+        ).all()
+    assert len(due) >= 2
+    with bot.companion.sessions.begin() as session:
+        assert queries.claim_prompts(session, [due[0]], bot.clock.now + lease) == [due[0]]
+    with bot.companion.sessions.begin() as session:
+        assert queries.claim_prompts(session, [due[1]], bot.clock.now + lease) == []
+    bot.clock.advance(lease)  # the first claim runs out: its dispatcher died
+    assert (await bot.dispatch()).sent == [due[0]]
 
 
 async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, alice: TgUser):

@@ -14,13 +14,13 @@ import socket
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
@@ -122,6 +122,15 @@ async def instances(
                 await instance.process.wait()
 
 
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = create_engine(settings.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()  # also when the test fails: an open connection warns in a later test
+
+
 def prompts_folder(tmp_path: Path) -> Path:
     """The short schedule, with texts that say which treatment and step each prompt is."""
     folder = tmp_path / "prompts"
@@ -187,12 +196,11 @@ def acknowledgement(request: ApiRequest) -> bool:
 
 
 async def test_three_instances_share_the_work_through_a_kill(
-    settings: Settings, fake: FakeTelegram, instances: list[Instance]
+    settings: Settings, fake: FakeTelegram, instances: list[Instance], engine: Engine
 ):
     fake.enforce_rate_limits(overall=(RATE, 1.0), per_chat=(3, 3.0))
     assert settings.data_keys is not None
     use_cipher(Cipher([settings.data_keys.get_secret_value().encode()]))
-    engine = create_engine(settings.database_url)
     upgrade_to_head(engine)
     with Session(engine) as session, session.begin():
         users = seed(session, datetime.now(UTC))
@@ -288,7 +296,6 @@ async def test_three_instances_share_the_work_through_a_kill(
         if acknowledgements[user.id] not in (REPLIES, REPLIES + 1)
     }
     assert unacknowledged == {}
-    engine.dispose()
 
     print(
         f"\n{INSTANCES} instances, {prompts_total} prompts and {PATIENTS * REPLIES} replies; "

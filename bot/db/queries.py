@@ -342,12 +342,25 @@ def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, dateti
 
 
 def claim_prompts(session: Session, prompt_ids: list[int], lease_until: datetime) -> list[int]:
-    """Claim these prompts if still pending; those another dispatcher got first are left out."""
+    """Claim these prompts if still pending and their patient has none claimed; those another
+    dispatcher got first are left out.
+
+    The second check is the due query's again: on PostgreSQL another instance may have claimed a
+    patient's earlier prompt and let go of its row locks while that query ran, and the claim is
+    where it shows (this statement reads what was committed when it began)."""
     if not prompt_ids:
         return []
+    in_flight = aliased(ScheduledPrompt)
     claimed = session.scalars(
         update(ScheduledPrompt)
-        .where(ScheduledPrompt.id.in_(prompt_ids), ScheduledPrompt.status == PromptStatus.PENDING)
+        .where(
+            ScheduledPrompt.id.in_(prompt_ids),
+            ScheduledPrompt.status == PromptStatus.PENDING,
+            ~exists().where(
+                in_flight.patient_id == ScheduledPrompt.patient_id,
+                in_flight.status == PromptStatus.CLAIMED,
+            ),
+        )
         .values(
             status=PromptStatus.CLAIMED,
             claimed_until=lease_until,
@@ -396,17 +409,15 @@ def renew_claim(session: Session, prompt_id: int, claim: datetime, until: dateti
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def hold_back_later_prompts(
-    session: Session, patient_id: int, prompt_id: int, until: datetime
-) -> None:
-    """A prompt waits for a retry until `until`: the patient's other due prompts wait with it,
-    so they still arrive in order (ties go by id, which follows the schedule)."""
+def hold_back_prompts(session: Session, patient_id: int, until: datetime) -> None:
+    """The patient's pending prompts due before `until` wait until then, all of them and not
+    only those a dispatcher looked at: they keep their order (ties go by id, which follows the
+    schedule) when the first of them is deferred or waits for a retry."""
     session.execute(
         update(ScheduledPrompt)
         .where(
             ScheduledPrompt.patient_id == patient_id,
             ScheduledPrompt.status == PromptStatus.PENDING,
-            ScheduledPrompt.id != prompt_id,
             ScheduledPrompt.due_at < until,
         )
         .values(due_at=until)
