@@ -24,6 +24,23 @@ def statuses(bot: Harness) -> dict[str, str]:
         return {row.step_key: row.status for row in rows}
 
 
+def steps_sent(bot: Harness) -> list[str]:
+    """The step of each prompt sent, in the order they went out."""
+    with bot.session() as session:
+        return list(
+            session.scalars(
+                select(ScheduledPrompt.step_key)
+                .where(ScheduledPrompt.status == PromptStatus.SENT)
+                .order_by(ScheduledPrompt.sent_at, ScheduledPrompt.id)
+            )
+        )
+
+
+def in_schedule_order(bot: Harness, keys: list[str]) -> list[str]:
+    assert bot.companion is not None
+    return [step.key for step in bot.companion.schedule.steps if step.key in keys]
+
+
 async def test_it_goes_on_after_a_restart_with_nothing_lost_or_repeated(
     agreed: Harness, alice: TgUser
 ):
@@ -139,17 +156,11 @@ async def test_a_prompt_waiting_for_its_retry_holds_back_the_patient_s_later_one
     retried = next(p for p in due if p.attempts == 1)
     assert due[0] is retried  # still first in line
     assert all(p.due_at >= retried.due_at for p in due)
-    sent_keys = []
     for _ in range(4):
-        sent_keys.append((await bot.next_prompt(alice)).text)
-    with bot.session() as session:
-        in_order = session.scalars(
-            select(ScheduledPrompt.step_key)
-            .where(ScheduledPrompt.status == PromptStatus.SENT)
-            .order_by(ScheduledPrompt.sent_at, ScheduledPrompt.id)
-        ).all()
-    schedule_order = [step.key for step in bot.companion.schedule.steps]  # type: ignore[union-attr]
-    assert list(in_order) == [k for k in schedule_order if k in in_order]
+        await bot.next_prompt(alice)
+    in_order = steps_sent(bot)
+    assert len(in_order) == 4
+    assert in_order == in_schedule_order(bot, in_order)
 
 
 async def test_a_deferred_prompt_takes_the_patient_s_later_due_ones_with_it(
@@ -174,15 +185,9 @@ async def test_a_deferred_prompt_takes_the_patient_s_later_due_ones_with_it(
     assert pending == []  # every overdue one waits for the gap, not only the one looked at
     for _ in range(4):
         await bot.next_prompt(alice)
-    with bot.session() as session:
-        in_order = session.scalars(
-            select(ScheduledPrompt.step_key)
-            .where(ScheduledPrompt.status == PromptStatus.SENT)
-            .order_by(ScheduledPrompt.sent_at, ScheduledPrompt.id)
-        ).all()
-    schedule_order = [step.key for step in bot.companion.schedule.steps]  # type: ignore[union-attr]
+    in_order = steps_sent(bot)
     assert len(in_order) == 5
-    assert list(in_order) == [k for k in schedule_order if k in in_order]
+    assert in_order == in_schedule_order(bot, in_order)
 
 
 async def test_no_prompt_of_a_patient_is_claimed_while_another_is_in_flight(
