@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Select, exists, func, select, union, update
+from sqlalchemy import ColumnElement, Row, Select, exists, func, select, union, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.db.models import Entry, Patient, Practice, PromptStatus, ScheduledPrompt, Treatment
@@ -292,20 +292,25 @@ def release_expired_claims(session: Session, now: datetime) -> None:
     )
 
 
+def no_prompt_of_patient_in_flight() -> ColumnElement[bool]:
+    """The prompt's patient has no prompt claimed (being sent, here or by another instance)."""
+    in_flight = aliased(ScheduledPrompt)
+    return ~exists().where(
+        in_flight.patient_id == ScheduledPrompt.patient_id,
+        in_flight.status == PromptStatus.CLAIMED,
+    )
+
+
 def due_prompts_statement(now: datetime, limit: int) -> Select[ScheduledPrompt, Patient]:
     """Pending prompts due by `now`, oldest first; served by the partial index on pending rows.
     A patient with a prompt claimed elsewhere (another instance is sending it) waits."""
-    in_flight = aliased(ScheduledPrompt)
     return (
         select(ScheduledPrompt, Patient)
         .join(Patient, Patient.id == ScheduledPrompt.patient_id)
         .where(
             ScheduledPrompt.status == PromptStatus.PENDING,
             ScheduledPrompt.due_at <= now,
-            ~exists().where(
-                in_flight.patient_id == ScheduledPrompt.patient_id,
-                in_flight.status == PromptStatus.CLAIMED,
-            ),
+            no_prompt_of_patient_in_flight(),
         )
         .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
         .limit(limit)
@@ -350,16 +355,12 @@ def claim_prompts(session: Session, prompt_ids: list[int], lease_until: datetime
     where it shows (this statement reads what was committed when it began)."""
     if not prompt_ids:
         return []
-    in_flight = aliased(ScheduledPrompt)
     claimed = session.scalars(
         update(ScheduledPrompt)
         .where(
             ScheduledPrompt.id.in_(prompt_ids),
             ScheduledPrompt.status == PromptStatus.PENDING,
-            ~exists().where(
-                in_flight.patient_id == ScheduledPrompt.patient_id,
-                in_flight.status == PromptStatus.CLAIMED,
-            ),
+            no_prompt_of_patient_in_flight(),
         )
         .values(
             status=PromptStatus.CLAIMED,
