@@ -80,13 +80,14 @@ class CrisisModel:
         if not positions:
             return Scored(-math.inf, -math.inf, ())
         weights = self._weights
-        per_position = [sum(weights.get(f, 0.0) for f in found) for found in positions]
-        best, best_window = -math.inf, range(0)
+        best, best_features = -math.inf, frozenset[int]()
         for window in windows(len(positions)):
-            total = self._bias + sum(per_position[i] for i in window)
+            # Each feature once: "i i i i" is not four times the evidence of "i".
+            features = frozenset(f for i in window for f in positions[i])
+            total = self._bias + sum(weights.get(f, 0.0) for f in features)
             if total > best:
-                best, best_window = total, window
-        return Scored(best, best - self._bias, tuple(b for i in best_window for b in positions[i]))
+                best, best_features = total, features
+        return Scored(best, best - self._bias, tuple(sorted(best_features)))
 
     def alarms(self, scored: Scored) -> bool:
         """Above the threshold, on the strength of the words: words it does not know (another

@@ -153,15 +153,15 @@ class _Featuriser:
         positions = position_features([self.speller.mend(word) for word in tokens(text)])
         rows = []
         for window in windows(len(positions)):
-            row = []
+            row = set()  # each feature once, as CrisisModel.score counts it
             for i in window:
                 for feature in positions[i]:
                     column = self.columns.get(feature)
                     if column is None and self.learning:
                         column = self.columns[feature] = len(self.columns)
                     if column is not None:
-                        row.append(column)
-            rows.append(row)
+                        row.add(column)
+            rows.append(sorted(row))
         return rows
 
     def weights_by_feature(
