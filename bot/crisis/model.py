@@ -100,7 +100,7 @@ class CrisisModel:
             CATEGORIES,
             key=lambda name: (
                 self._category_bias[name]
-                + sum(self._category_weights[name][b] for b in scored.features)
+                + sum(self._category_weights[name].get(f, 0.0) for f in scored.features)
             ),
         )
 
