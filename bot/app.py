@@ -19,6 +19,7 @@ from bot.db.crypto import use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_db_engine, create_session_factory
 from bot.dispatch import dispatch_due
+from bot.guides import forget_spent
 from bot.handlers import register_handlers
 from bot.inbox import Inbox, InboxBot
 from bot.keys import open_cipher
@@ -134,19 +135,26 @@ async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def maintenance_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Once a day: forget old handled updates and old coordination rows; delete content older
-    than RETENTION_DAYS."""
+    """Once a day: forget old handled updates, old coordination rows, spent guide invitations
+    and join attempts, and where old session notes came from; delete what is older than
+    RETENTION_DAYS, each table by its own date (bot/rights.py)."""
     res = companion(context)
     if isinstance(context.bot, InboxBot):
         context.bot.inbox.prune(res.clock() - INBOX_MEMORY)
     with res.sessions.begin() as session:
         forget_stale(session, utc_now())
+        forget_spent(session, res.clock())
     days = res.settings.retention_days
     if days is None:
         return
     with res.sessions.begin() as session:
         removed = purge_before(session, res.clock() - timedelta(days=days))
-    log.info("retention: removed %s rows older than %s days", removed, days)
+    log.info(
+        "retention: removed %s rows older than %s days (%s)",
+        sum(removed.values()),
+        days,
+        ", ".join(f"{table} {count}" for table, count in removed.items() if count),
+    )
 
 
 async def post_init(app: CompanionApp) -> None:
@@ -208,11 +216,16 @@ def build_application(
     inbox = Inbox(companion_.sessions, companion_.clock)
     limiter = rate_limiter or rate_limiter_for(settings)
     if companion_.locks.shared:
+        overall = Limit.per_second(settings.rate_limit_overall)
         limiter.share(
             SendSlots(
                 companion_.sessions,
-                overall_interval=1 / settings.rate_limit_overall,
-                chat_interval=1 / settings.rate_limit_per_chat,
+                overall_lanes=overall.count,
+                overall_period=overall.period,
+                chat_period=1 / settings.rate_limit_per_chat,
+                # How long a request can be in flight: a connect and a read at most (writes
+                # are small). A dead instance's lanes come free after it.
+                hold=2 * settings.telegram_timeout_seconds,
             )
         )
     processor = ChatOrderedUpdateProcessor(companion_.chat_lock, inbox)

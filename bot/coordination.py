@@ -16,13 +16,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from weakref import WeakValueDictionary
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -137,41 +138,87 @@ class ChatLocks:
                     return
 
 
+@dataclass(frozen=True)
+class Lane:
+    """A lane this sender holds: its key, and the value that marks it held by us."""
+
+    key: str
+    held_until: float
+    period: float
+
+
 class SendSlots:
-    """Telegram's limits across instances: before a message goes, it takes the next slot for
-    its chat, then the next overall slot, and waits for them. Slots are spaced evenly (no
-    bursts), so no instance's timing can put more than the limit into any window."""
+    """Telegram's limits across instances, kept as lanes in `send_slots`.
+
+    A lane carries one message at a time. It is taken only when free, held while its message
+    is in flight, and free again one period after Telegram answered. Telegram counts a message
+    when it arrives, somewhere between leaving and the answer, so two messages of one lane
+    arrive at least a period apart however late either travels; `overall_lanes` lanes of
+    `overall_period` then never put more than that many messages into any such period,
+    whichever instance sent them. Each chat is one lane of `chat_period`. (Evenly spaced
+    departures, the first design, let a message that waited long for the overall slot go out
+    right after the chat's previous one, and arrival jitter broke the overall limit.)
+
+    `hold` bounds how long a request can be in flight: a dead instance's lanes come free once
+    it has passed.
+    """
 
     def __init__(
         self,
         sessions: SessionFactory,
-        overall_interval: float,
-        chat_interval: float,
+        *,
+        overall_lanes: int,
+        overall_period: float,
+        chat_period: float,
+        hold: float,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
-        self.overall_interval = overall_interval
-        self.chat_interval = chat_interval
+        self.overall_period = overall_period
+        self.chat_period = chat_period
+        self.hold = hold
+        self._lanes = [f"all:{n}" for n in range(max(1, overall_lanes))]
         self._clock = clock
+        self._sleep = sleep
+        self._lanes_exist = False
 
-    def take(self, key: str, interval: float) -> float:
-        """Reserve the next slot of `key`; seconds to wait for it (0 if it is now)."""
+    async def take_chat(self, chat_id: object) -> Lane:
+        """Wait until the chat's lane is free and hold it."""
+        key = f"chat:{chat_id}"
+        return await self._take(
+            lambda session, now: self._take_chat(session, key, now), self.chat_period
+        )
+
+    async def take_overall(self) -> Lane:
+        """Wait until one of the overall lanes is free and hold it."""
+        if not self._lanes_exist:
+            self._create_lanes()
+        return await self._take(self._take_overall, self.overall_period)
+
+    def release(self, lanes: Sequence[Lane]) -> None:
+        """Telegram answered (or the request failed): each lane is free a period from now."""
+        if not lanes:
+            return
         now = self._clock()
         with self.sessions.begin() as session:
-            statement = (
-                _upsert(session)(SendSlot)
-                .values(key=key, next_at=now + interval)
-                .on_conflict_do_update(
-                    index_elements=[SendSlot.key],
-                    set_={
-                        "next_at": case((SendSlot.next_at > now, SendSlot.next_at), else_=now)
-                        + interval
-                    },
+            session.execute(
+                update(SendSlot)
+                .where(
+                    or_(
+                        *(
+                            and_(SendSlot.key == lane.key, SendSlot.next_at == lane.held_until)
+                            for lane in lanes
+                        )
+                    )
                 )
-                .returning(SendSlot.next_at)
+                .values(
+                    next_at=case(
+                        *((SendSlot.key == lane.key, now + lane.period) for lane in lanes),
+                        else_=SendSlot.next_at,
+                    )
+                )
             )
-            next_at: float = session.execute(statement).scalar_one()
-        return max(0.0, next_at - interval - now)
 
     def pause(self, seconds: float) -> None:
         """Telegram answered 429: no instance sends before `seconds` from now."""
@@ -179,14 +226,76 @@ class SendSlots:
         with self.sessions.begin() as session:
             session.execute(
                 update(SendSlot)
-                .where(SendSlot.key == "all", SendSlot.next_at < until)
+                .where(SendSlot.key.in_(self._lanes), SendSlot.next_at < until)
                 .values(next_at=until)
             )
 
-    async def wait_turn(self, chat_id: object) -> None:
-        if chat_id is not None:
-            await asyncio.sleep(self.take(f"chat:{chat_id}", self.chat_interval))
-        await asyncio.sleep(self.take("all", self.overall_interval))
+    async def _take(
+        self, attempt: Callable[[Session, float], Lane | float], period: float
+    ) -> Lane:
+        poll = RETRY_FIRST_SECONDS
+        while True:
+            now = self._clock()
+            with self.sessions.begin() as session:
+                outcome = attempt(session, now)
+            if isinstance(outcome, Lane):
+                return outcome
+            wait = outcome - now
+            if 0 < wait <= period:
+                await self._sleep(wait)  # cooling down: free at a known time
+            else:
+                # In flight (free when its answer comes, which only looking again can tell),
+                # paused by a 429, or taken by another instance a moment ago.
+                await self._sleep(poll)
+                poll = min(poll * 2, RETRY_MAX_SECONDS)
+
+    def _take_chat(self, session: Session, key: str, now: float) -> Lane | float:
+        held_until = now + self.chat_period + self.hold
+        taken = session.execute(
+            _upsert(session)(SendSlot)
+            .values(key=key, next_at=held_until)
+            .on_conflict_do_update(
+                index_elements=[SendSlot.key],
+                set_={"next_at": held_until},
+                where=SendSlot.next_at <= now,
+            )
+            .returning(SendSlot.key)
+        ).first()
+        if taken is not None:
+            return Lane(key, held_until, self.chat_period)
+        return float(session.scalar(select(SendSlot.next_at).where(SendSlot.key == key)) or now)
+
+    def _take_overall(self, session: Session, now: float) -> Lane | float:
+        held_until = now + self.overall_period + self.hold
+        free = (
+            select(SendSlot.key)
+            .where(SendSlot.key.in_(self._lanes), SendSlot.next_at <= now)
+            .order_by(SendSlot.next_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        key = session.execute(
+            update(SendSlot)
+            .where(SendSlot.key == free)
+            .values(next_at=held_until)
+            .returning(SendSlot.key)
+        ).scalar()
+        if key is not None:
+            return Lane(key, held_until, self.overall_period)
+        soonest = session.scalar(
+            select(func.min(SendSlot.next_at)).where(SendSlot.key.in_(self._lanes))
+        )
+        return float(soonest if soonest is not None else now)
+
+    def _create_lanes(self) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                _upsert(session)(SendSlot)
+                .values([{"key": key, "next_at": 0.0} for key in self._lanes])
+                .on_conflict_do_nothing(index_elements=[SendSlot.key])
+            )
+        self._lanes_exist = True
 
 
 def seen(session: Session, name: str, mode: str, now: datetime) -> None:
@@ -222,7 +331,9 @@ def forget_stale(session: Session, now: datetime) -> int:
         delete(ChatLease).where(ChatLease.expires_at <= now - LEASE)
     ).rowcount  # type: ignore[attr-defined]
     removed += session.execute(
-        delete(SendSlot).where(SendSlot.key != "all", SendSlot.next_at < now.timestamp() - 3600)
+        delete(SendSlot).where(
+            SendSlot.key.startswith("chat:"), SendSlot.next_at < now.timestamp() - 3600
+        )
     ).rowcount  # type: ignore[attr-defined]
     return int(removed)
 

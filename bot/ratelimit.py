@@ -12,27 +12,34 @@ it is let go until `period` after its answer came back: the arrival lies in betw
 `period` of arrivals can then hold more than N, however late each one travels.
 
 Waiters are served in arrival order, so a patient's reply never waits behind more than the
-handful of prompts the dispatcher keeps in flight.
+handful of prompts the dispatcher keeps in flight; a crisis reply (sent `urgently()`) goes
+before all of them. A task that holds an update processor's slot gives it up while it waits
+here and while its request is in flight, so chats waiting out their limits do not keep other
+chats' updates waiting.
 
-Several instances on one database also take evenly spaced slots there (bot/coordination.py),
-so the limits hold for all of them together; each one's own windows stay as well.
+Several instances on one database also take lanes there (bot/coordination.py), by the same
+rule, so the limits hold for all of them together; each one's own windows stay as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.coordination import SendSlots
+from bot.coordination import Lane, SendSlots
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,61 @@ COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
 # When a window is full of requests still in flight, look again this often for one to finish.
 IN_FLIGHT_POLL_SECONDS = 0.01
 IDLE_CHATS_KEPT = 1000
+
+
+class Yielding(Protocol):
+    """Something the sending task holds and can give up while it waits."""
+
+    def give_up(self) -> None: ...
+
+    async def take_back(self) -> None: ...
+
+
+# What the task sending a request holds and gives up while the request waits and travels: the
+# update processor's handler slot.
+held_while_waiting: ContextVar[Yielding | None] = ContextVar("held_while_waiting", default=None)
+_urgent: ContextVar[bool] = ContextVar("urgent", default=False)
+
+
+@contextmanager
+def urgently() -> Iterator[None]:
+    """Requests made inside go before every request waiting for its turn: a crisis reply is
+    never queued behind other patients' messages."""
+    token = _urgent.set(True)
+    try:
+        yield
+    finally:
+        _urgent.reset(token)
+
+
+class _Turn:
+    """A lock handed over first come, first served, except that urgent waiters go first."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, urgent: bool) -> None:
+        if not self._held and not self._waiters:
+            self._held = True
+            return
+        handed = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (0 if urgent else 1, next(self._order), handed))
+        try:
+            await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, handed = heapq.heappop(self._waiters)
+            if not handed.done():
+                handed.set_result(None)  # the lock passes straight to the next waiter
+                return
+        self._held = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +175,7 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         self._overall = SlidingWindow(overall)
         self._per_chat_limit = per_chat
         self._chats: dict[object, _Chat] = {}
-        self._turn = asyncio.Lock()  # asyncio locks are fair: first come, first served
+        self._turn = _Turn()
         self._paused_until = 0.0
         self.retry_after_attempts = retry_after_attempts
         self.network_attempts = network_attempts
@@ -153,11 +215,27 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         counted = endpoint.lower().startswith(COUNTED_PREFIXES)
         chat_id = data.get("chat_id") if counted else None
+        holding = held_while_waiting.get()
+        if holding is not None:
+            holding.give_up()
+        try:
+            return await self._send(callback, args, kwargs, endpoint, counted, chat_id)
+        finally:
+            if holding is not None:
+                await holding.take_back()
+
+    async def _send(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        counted: bool,
+        chat_id: object,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         rate_limited = network_failures = 0
         while True:
-            if counted and self._shared is not None:
-                await self._shared.wait_turn(chat_id)
-            windows = await self._take_turn(chat_id, counted=counted)
+            windows, lanes = await self._take_turn(chat_id, counted=counted)
             try:
                 try:
                     return await callback(*args, **kwargs)
@@ -165,6 +243,8 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                     now = self._clock()
                     for window in windows:
                         window.finished(now)
+                    if self._shared is not None:
+                        self._shared.release(lanes)
             except RetryAfter as exc:
                 rate_limited += 1
                 wait = _seconds(exc.retry_after)
@@ -189,22 +269,36 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
                 )
                 await self._sleep(delay)
 
-    async def _take_turn(self, chat_id: object, *, counted: bool) -> tuple[SlidingWindow, ...]:
-        """Wait until this request may go; the windows it now holds a place in."""
+    async def _take_turn(
+        self, chat_id: object, *, counted: bool
+    ) -> tuple[tuple[SlidingWindow, ...], list[Lane]]:
+        """Wait until this request may go; the windows and shared lanes it now holds."""
         if not counted:
             await self._wait(lambda now: self._paused_until - now)
-            return ()
+            return (), []
         chat = self._chat(chat_id)
+        lanes: list[Lane] = []
         async with chat.lock:
             # The chat's own window first, so a chat that must wait does not hold up the rest.
             await self._wait(chat.window.wait_time)
-            async with self._turn:
+            if self._shared is not None and chat_id is not None:
+                lanes.append(await self._shared.take_chat(chat_id))
+            await self._turn.acquire(_urgent.get())
+            try:
                 await self._wait(
                     lambda now: max(self._paused_until - now, self._overall.wait_time(now))
                 )
-                self._overall.started()
-                chat.window.started()
-        return self._overall, chat.window
+                if self._shared is not None:
+                    lanes.append(await self._shared.take_overall())
+            except BaseException:
+                if self._shared is not None:
+                    self._shared.release(lanes)
+                raise
+            finally:
+                self._turn.release()
+            self._overall.started()
+            chat.window.started()
+        return (self._overall, chat.window), lanes
 
     async def _wait(self, remaining: Callable[[float], float]) -> None:
         while (delay := remaining(self._clock())) > 0:

@@ -1,7 +1,8 @@
 """What instances agree on through the database: chat leases, send slots, who is alive.
 
-Two ChatLocks or SendSlots objects with different owners stand for two instances; the tests
-run on SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
+Two ChatLocks objects with different owners stand for two instances; the shared send slots
+have tests of their own (test_shared_limits.py). The tests run on SQLite and, with
+TEST_DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from bot.config import Settings
 from bot.coordination import (
     LEASE,
     ChatLocks,
-    SendSlots,
     count_leases,
     forget_stale,
     live_instances,
@@ -69,29 +69,6 @@ async def test_two_instances_take_turns_with_a_chat(sessions: SessionFactory):
     assert order == ["first in", "first out", "second in", "second out"]
     with sessions() as session:
         assert count_leases(session, datetime.now(UTC)) == 0  # released
-
-
-def test_send_slots_space_every_instance_s_messages_evenly(sessions: SessionFactory):
-    clock = [1000.0]
-    ours = SendSlots(sessions, overall_interval=0.1, chat_interval=1.0, clock=lambda: clock[0])
-    theirs = SendSlots(sessions, overall_interval=0.1, chat_interval=1.0, clock=lambda: clock[0])
-    waits = [slots.take("all", 0.1) for slots in (ours, theirs, ours, theirs)]
-    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
-    assert ours.take("chat:5", 1.0) == 0.0
-    assert theirs.take("chat:5", 1.0) == pytest.approx(1.0)
-    assert ours.take("chat:6", 1.0) == 0.0  # another chat has its own slots
-    clock[0] += 10  # idle: no debt carried, no burst saved up
-    assert theirs.take("all", 0.1) == 0.0
-    assert ours.take("all", 0.1) == pytest.approx(0.1)
-
-
-def test_a_429_pauses_every_instance(sessions: SessionFactory):
-    clock = [1000.0]
-    ours = SendSlots(sessions, overall_interval=0.1, chat_interval=1.0, clock=lambda: clock[0])
-    theirs = SendSlots(sessions, overall_interval=0.1, chat_interval=1.0, clock=lambda: clock[0])
-    ours.take("all", 0.1)
-    ours.pause(5.0)
-    assert theirs.take("all", 0.1) == pytest.approx(5.0)
 
 
 def test_instances_seen_recently_are_listed_and_old_rows_forgotten(sessions: SessionFactory):

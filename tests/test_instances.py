@@ -46,9 +46,9 @@ TREATMENTS = 2  # each with the short schedule's four steps: 2,000 prompts
 REPLIES = 4  # per patient: 1,000 updates
 RATE = 100  # messages a second, overall, for the bots and the fake alike
 TIMEOUT = 150.0
-# A message Telegram accepted this close to the kill (before it, or just after, when it was
-# already on its way) may not be recorded as sent: the documented window of a repeat.
-KILL_WINDOW = 0.5
+CLAIM_LEASE = 10.0
+# A message already on its way when its instance was killed may reach Telegram just after.
+IN_TRANSIT = 0.5
 
 
 def free_port() -> int:
@@ -106,7 +106,9 @@ async def instances(
         "DATA_KEYS": settings.data_keys.get_secret_value(),
         "PROMPTS_DIR": str(prompts_folder(tmp_path)),
         "DISPATCH_INTERVAL_SECONDS": "1",
-        "CLAIM_LEASE_SECONDS": "10",
+        "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE),
+        # A dead instance's shared send lanes come free after twice this.
+        "TELEGRAM_TIMEOUT_SECONDS": "5",
         "RATE_LIMIT_OVERALL": str(RATE),
         "WEBHOOK_URL": "https://companion.example.org/telegram",
         "WEBHOOK_SECRET": SECRET,
@@ -255,12 +257,20 @@ async def test_three_instances_share_the_work_through_a_kill(
         (r.chat_id, r.text) for r in delivered if (r.text or "").startswith("Prompt ")
     )
     assert len(copies) == prompts_total
-    first_copy: dict[tuple[int | None, str | None], float] = {}
+    # A repeat is the killed instance's: Telegram accepted the first copy before the kill, and
+    # the second went only once that instance's claim (renewed just before its send, which
+    # then waited its turn for at most a few seconds) had run out.
+    copy_times: dict[tuple[int | None, str | None], list[float]] = defaultdict(list)
     for r in delivered:
-        first_copy.setdefault((r.chat_id, r.text), r.received_at)
+        copy_times[(r.chat_id, r.text)].append(r.received_at)
     twice = [key for key, count in copies.items() if count > 1]
-    unexplained = [k for k in twice if abs(first_copy[k] - killed_at) > KILL_WINDOW]
-    assert unexplained == [], [(k, first_copy[k] - killed_at) for k in unexplained]
+    unexplained = [
+        (key, [round(t - killed_at, 2) for t in copy_times[key]])
+        for key in twice
+        if copy_times[key][0] > killed_at + IN_TRANSIT
+        or copy_times[key][1] - copy_times[key][0] < CLAIM_LEASE / 2
+    ]
+    assert unexplained == []
     assert all(count <= 2 for count in copies.values())
 
     # Per patient, in order: the prompts as scheduled, the replies as written.
@@ -305,5 +315,6 @@ async def test_three_instances_share_the_work_through_a_kill(
         f"429s: {len(fake.rate_limited)}; webhook deliveries refused: "
         f"{len(fake.webhook_refused)}"
     )
-    assert len(fake.rate_limited) <= INSTANCES  # the shared slots keep all three in the limits
+    # The shared lanes keep all three within the limits, however late each message arrives.
+    assert [(r.method, r.chat_id) for r in fake.rate_limited] == []
     assert fake.webhook_refused  # the dead instance was tried, and the next one took over
