@@ -90,6 +90,21 @@ class Inbox:
                 self.mark_handled(row_id)  # an unreadable update, kept only by its id
         return earlier, handled
 
+    def unhandled_in_chat(self, chat_id: int, bot: Bot, limit: int) -> list[Update]:
+        """The chat's first `limit` unhandled updates, oldest first."""
+        with self.sessions() as session:
+            raws = session.scalars(
+                select(InboxUpdate.raw)
+                .where(
+                    InboxUpdate.chat_id == chat_id,
+                    InboxUpdate.handled_at.is_(None),
+                    InboxUpdate.raw.is_not(None),
+                )
+                .order_by(InboxUpdate.update_id)
+                .limit(limit)
+            ).all()
+        return [Update.de_json(json.loads(raw), bot) for raw in raws if raw]
+
     def waiting(self, received_before: datetime, limit: int = 100) -> list[int]:
         """The first unhandled update of each chat that has waited since before
         `received_before`: its instance died, or is busy with that chat for a long time."""

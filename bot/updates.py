@@ -14,18 +14,54 @@ from telegram import Bot, Update
 from telegram.ext import Application, BaseUpdateProcessor
 
 from bot.inbox import Inbox
+from bot.ratelimit import held_while_waiting
 
 log = logging.getLogger(__name__)
 
 # Chats handled at once: while one waits for Telegram (its chat's rate limit, a slow upload),
 # the others go on.
 CHATS_AT_ONCE = 16
+# Updates of one chat kept in memory; beyond them the newest wait in the durable inbox (where
+# every update already is) and are read back, in order, as the line moves on.
+LINE_LIMIT = 20
 # At shutdown, how long updates in hand may take to finish; the rest stay unhandled in the
 # inbox and are handled first at the next start.
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 Line = deque[tuple[Update, Awaitable[Any]]]
 CompanionApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+class HandlerSlot:
+    """One of the CHATS_AT_ONCE slots, held by a chat's worker while it handles an update and
+    given up while that update's requests wait for Telegram's limits or travel."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+        # Only the worker gives it up and takes it back: a task a handler started inherits
+        # the context, but must not take a slot that would then never be given back.
+        self._owner = asyncio.current_task()
+
+    async def __aenter__(self) -> HandlerSlot:
+        await self._slots.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+    def give_up(self) -> None:
+        if self._held and asyncio.current_task() is self._owner:
+            self._held = False
+            self._slots.release()
+
+    async def take_back(self) -> None:
+        if not self._held and asyncio.current_task() is self._owner:
+            await self._slots.acquire()
+            self._held = True
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
@@ -37,6 +73,11 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
     first. An update already handled (Telegram redelivered it after a crash) is skipped; each
     one is marked handled in the inbox once its handlers have run, errors included: the error
     handler has answered it, and retrying a poisonous update forever would help no one.
+
+    A chat's line holds at most LINE_LIMIT updates in memory: a flooding chat's newer updates
+    wait in the inbox and are read back when the line has room, so memory stays bounded and
+    nothing is dropped. A worker holds a slot only while it works, not while its requests wait
+    for Telegram's limits: a chat waiting out its limit never keeps other chats waiting.
     """
 
     def __init__(
@@ -44,13 +85,18 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         chat_lock: Callable[[int], AbstractAsyncContextManager[None]],
         inbox: Inbox,
         chats_at_once: int = CHATS_AT_ONCE,
+        line_limit: int = LINE_LIMIT,
     ) -> None:
         super().__init__(max_concurrent_updates=1)
         self._chat_lock = chat_lock
         self._inbox = inbox
         self._chats_at_once = chats_at_once
+        self._line_limit = line_limit
         self._slots: asyncio.Semaphore | None = None
         self._lines: dict[int | None, Line] = {}
+        # Chats whose newest updates wait in the inbox, not in their line.
+        self._overflowing: set[int] = set()
+        self.longest_line = 0  # the most updates one line has held: for tests and status
         self._workers: dict[int | None, asyncio.Task[None]] = {}
         self.in_hand = 0  # updates being handled right now
         self.queued: set[int] = set()  # ids of the updates in a line or being handled
@@ -80,10 +126,17 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
             # Already in a line here (the sweep for waiting updates found it): once is enough.
             coroutine.close()  # type: ignore[attr-defined]
             return
-        self.queued.add(update.update_id)
         chat = update.effective_chat
         key = chat.id if chat is not None else None
-        self._lines.setdefault(key, deque()).append((update, coroutine))
+        line = self._lines.setdefault(key, deque())
+        if key is not None and (key in self._overflowing or len(line) >= self._line_limit):
+            # It is in the inbox already: read back, in order, once the line has room.
+            self._overflowing.add(key)
+            coroutine.close()  # type: ignore[attr-defined]
+        else:
+            self.queued.add(update.update_id)
+            line.append((update, coroutine))
+            self.longest_line = max(self.longest_line, len(line))
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work_through(key))
 
@@ -92,10 +145,18 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._chats_at_once)
         try:
-            while line:
+            while line or key in self._overflowing:
+                if not line and key is not None:
+                    self._refill(key, line)
+                    continue
                 update, coroutine = line.popleft()
-                async with self._slots:
-                    await self.handle(update, coroutine)
+                slot = HandlerSlot(self._slots)
+                async with slot:
+                    token = held_while_waiting.set(slot)
+                    try:
+                        await self.handle(update, coroutine)
+                    finally:
+                        held_while_waiting.reset(token)
         finally:
             # Nothing suspends between the empty line and here: a newcomer starts a new worker.
             del self._workers[key]
@@ -103,6 +164,18 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
                 del self._lines[key]
             for _, coroutine in line:  # cancelled at shutdown: they stay in the inbox
                 coroutine.close()  # type: ignore[attr-defined]
+
+    def _refill(self, chat_id: int, line: Line) -> None:
+        """The chat's updates that waited in the inbox, oldest first, as many as fit."""
+        waiting = self._inbox.unhandled_in_chat(chat_id, self.bot, self._line_limit)
+        for update in waiting:
+            if update.update_id not in self.queued:
+                self.queued.add(update.update_id)
+                line.append((update, self.application.process_update(update)))
+        if len(waiting) < self._line_limit or not line:
+            # All of them are in the line now; newer updates join it as usual. (Synchronous
+            # from the query to here: no update can arrive in between.)
+            self._overflowing.discard(chat_id)
 
     async def handle(self, update: Update, coroutine: Awaitable[Any]) -> None:
         """Run the handlers for one update, unless it was handled before.

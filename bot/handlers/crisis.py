@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 from bot.crisis import country_of_timezone, is_country_code, is_crisis
 from bot.db import queries
 from bot.handlers.common import from_patient, the_patient
+from bot.ratelimit import urgently
 from bot.resources import Companion, companion
 
 log = logging.getLogger(__name__)
@@ -28,17 +29,49 @@ def render_resources(res: Companion, template: str, country: str | None) -> str:
     return res.texts.render(template, resources=res.crisis.for_country(country))
 
 
+# Commands whose arguments are the patient's own words; the others take times, numbers and
+# names ("/goal done 2", "/quiet 22:00-07:00"), which are no one's feelings.
+FREE_TEXT_COMMANDS = ("/intention ", "/notes ", "/goal add ")
+
+
+def words_to_check(text: str) -> str:
+    """The patient's own words in a message: all of it, or a free-text command's argument."""
+    if not text.startswith("/"):
+        return text
+    lowered = text.lower()
+    for command in FREE_TEXT_COMMANDS:
+        if lowered.startswith(command):
+            return text[len(command) :]
+    return ""
+
+
 async def crisis_check(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Runs before every other handler: a message that sounds like a crisis gets resources."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    text = message.text or message.caption
+    text = words_to_check(message.text or message.caption or "")
     if not text or not is_crisis(text):
         return
     res = companion(context)
-    await message.reply_html(render_resources(res, "crisis.html", country_for(res, user.id)))
-    log.info("sent crisis resources to chat %s", message.chat_id)
+    with urgently():
+        await message.reply_html(render_resources(res, "crisis.html", country_for(res, user.id)))
+    # No chat or user id: a log must never tie a Telegram identity to crisis language.
+    log.info("sent crisis resources")
+
+
+async def support_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The one-tap way to the crisis contacts, under every prompt and journal page."""
+    query, user = update.callback_query, update.effective_user
+    if query is None or user is None or query.message is None:
+        return
+    res = companion(context)
+    await query.answer()
+    with urgently():
+        await context.bot.send_message(
+            query.message.chat.id,
+            render_resources(res, "crisis_info.html", country_for(res, user.id)),
+        )
 
 
 async def crisis(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -64,9 +64,14 @@ async def send_personal_data(incoming: FromPatient) -> None:
     """Everything stored about the patient, as a JSON file (its shape is in the README)."""
     res = incoming.res
     now = res.clock()
-    with res.sessions.begin() as session:
-        data = personal_data(session, the_patient(session, incoming.user_id), now)
-    content = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+
+    def read() -> bytes:
+        with res.sessions.begin() as session:
+            data = personal_data(session, the_patient(session, incoming.user_id), now)
+        return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+
+    # Everything about the patient, decrypted: off the event loop, so other chats go on.
+    content = await asyncio.to_thread(read)
     await incoming.message.reply_document(
         content,
         filename=f"integration-companion-data-{now:%Y-%m-%d}.json",
@@ -87,12 +92,17 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if args and (days is None or not 1 <= days <= MAX_EXPORT_DAYS):
         await message.reply_html(res.texts.render("export.html", outcome="usage"))
         return
-    with res.sessions.begin() as session:
-        patient = the_patient(session, incoming.user_id)
-        data = collect_export(
-            session, patient, res.schedule, res.clock(), res.settings.default_timezone, days
-        )
-        zone = zone_of(patient, res.settings.default_timezone)
+
+    def collect() -> tuple[ExportData, ZoneInfo]:
+        with res.sessions.begin() as session:
+            patient = the_patient(session, incoming.user_id)
+            data = collect_export(
+                session, patient, res.schedule, res.clock(), res.settings.default_timezone, days
+            )
+            return data, zone_of(patient, res.settings.default_timezone)
+
+    # The whole journal, decrypted: off the event loop, so other chats go on.
+    data, zone = await asyncio.to_thread(collect)
     if data.is_empty:
         await message.reply_html(res.texts.render("export.html", outcome="empty", days=days))
         return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from zoneinfo import ZoneInfo
+
 from telegram import Update
 from telegram.ext import ContextTypes
 
@@ -16,7 +19,7 @@ from bot.handlers.common import (
 from bot.localtime import WEEKDAY_NAMES, format_relative, parse_clock, parse_weekday
 from bot.outbox import send_recap
 from bot.patients import zone_of
-from bot.recap import MAX_RECAP_DAYS, RECAP_DAYS, build_recap
+from bot.recap import MAX_RECAP_DAYS, RECAP_DAYS, Recap, build_recap
 from bot.resources import Companion
 from bot.text import small_number
 from bot.weekly import (
@@ -42,17 +45,22 @@ async def recap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if args and (days is None or not 1 <= days <= MAX_RECAP_DAYS):
         await message.reply_html(res.texts.render("recap_usage.html", limit=MAX_RECAP_DAYS))
         return
-    with res.sessions.begin() as session:
-        patient = the_patient(session, incoming.user_id)
-        built = build_recap(
-            session,
-            patient,
-            res.schedule,
-            res.clock(),
-            res.settings.default_timezone,
-            days or RECAP_DAYS,
-        )
-        zone = zone_of(patient, res.settings.default_timezone)
+
+    def build() -> tuple[Recap, ZoneInfo]:
+        with res.sessions.begin() as session:
+            patient = the_patient(session, incoming.user_id)
+            built = build_recap(
+                session,
+                patient,
+                res.schedule,
+                res.clock(),
+                res.settings.default_timezone,
+                days or RECAP_DAYS,
+            )
+            return built, zone_of(patient, res.settings.default_timezone)
+
+    # Up to a year of the journal, decrypted: off the event loop, so other chats go on.
+    built, zone = await asyncio.to_thread(build)
     await send_recap(res, message.get_bot(), message.chat_id, built, zone, weekly=False)
 
 
