@@ -95,8 +95,37 @@ def keys(action: str) -> int:
     cipher = open_cipher(settings, engine)
     use_cipher(cipher)
     upgrade_to_head(engine)
-    changed = rotate_keys(engine, cipher)
+    changed = rotate_keys(
+        engine, cipher, progress=lambda table, rows: print(f"{table}: {rows} row(s)", flush=True)
+    )
     print(f"Re-encrypted {changed} row(s) under the newest key.")
+    return 0
+
+
+def crisis_train() -> int:
+    from bot.crisis.model import MODEL_PATH
+    from bot.crisis.training import DEV_SET, read_examples, train, training_sets, write_model
+
+    sets = training_sets()
+    model = train(read_examples(sets), read_examples([DEV_SET]))
+    write_model(model, MODEL_PATH)
+    print(f"Trained on {', '.join(path.name for path in sets)}; wrote {MODEL_PATH}.")
+    return 0
+
+
+def crisis_measure(paths: list[Path]) -> int:
+    from bot.crisis import is_crisis
+    from bot.crisis.training import read_examples
+
+    examples = read_examples(paths)
+    alarmed = [(example.crisis, is_crisis(example.text)) for example in examples]
+    hits = sum(crisis and alarm for crisis, alarm in alarmed)
+    alarms = sum(alarm for _, alarm in alarmed)
+    crises = sum(crisis for crisis, _ in alarmed)
+    print(
+        f"{len(examples)} messages, {crises} crisis: precision {hits / max(alarms, 1):.3f}, "
+        f"recall {hits / max(crises, 1):.3f}"
+    )
     return 0
 
 
@@ -155,6 +184,11 @@ def parser() -> argparse.ArgumentParser:
         choices=["new", "rotate"],
         help="new: print a new key; rotate: re-encrypt every row under the first key",
     )
+    crisis = commands.add_parser("crisis", help="the crisis model: train, measure")
+    crisis_actions = crisis.add_subparsers(dest="action", required=True)
+    crisis_actions.add_parser("train", help="rebuild bot/crisis/model.json from the labelled sets")
+    measure = crisis_actions.add_parser("measure", help="precision and recall on labelled sets")
+    measure.add_argument("sets", nargs="+", type=Path, help="label<TAB>category<TAB>text files")
     prompts = commands.add_parser("prompts", help="check or preview a prompts folder")
     actions = prompts.add_subparsers(dest="action", required=True)
     for name, text in (("check", "validate a prompts folder"), ("preview", "render every step")):
@@ -181,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             return status()
         if args.command == "keys":
             return keys(args.action)
+        if args.command == "crisis":
+            return crisis_train() if args.action == "train" else crisis_measure(args.sets)
         tools = load_settings(ToolSettings) if args.folder is None else None
         folder: Path = args.folder or (tools.prompts_dir if tools else Path("prompts"))
         if args.action == "check":

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from sqlalchemy import insert, select, text
 
 from bot.app import build_companion
 from bot.config import Settings
-from bot.db.crypto import Cipher, DataKeyError, new_key, use_cipher
+from bot.db.crypto import Cipher, DataKeyError, EncryptedComparisonError, new_key, use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Entry, Patient
 from bot.db.session import create_db_engine, create_session_factory
@@ -142,8 +146,10 @@ def test_it_rotates_many_rows_to_the_newest_key_and_can_resume(tmp_path: Path):
     original = both.rotate
 
     def rotate_then_stop(token: str) -> str:
+        # The name, then two values an entry (its text and kind): the first batch of 200
+        # entries is done, the second interrupted halfway.
         calls["n"] += 1
-        if calls["n"] > 300:
+        if calls["n"] > 1 + 2 * 200 + 2 * 100:
             raise KeyboardInterrupt
         return original(token)
 
@@ -202,3 +208,38 @@ def test_it_prints_a_new_key():
         env={**os.environ, "PYTHONPATH": str(REPO_PROMPTS.parent)},
     )
     Cipher([result.stdout.strip().encode()])  # a valid key
+
+
+def test_it_hashes_lookups_with_a_secret_derived_from_the_first_key():
+    old, new = new_key(), new_key()
+    cipher = Cipher([old.encode()])
+    rotated = Cipher([new.encode(), old.encode()])
+    # HMAC-SHA256 of the value, keyed by HMAC-SHA256(the first key's bytes, the label), in hex.
+    secret = hmac.new(
+        base64.urlsafe_b64decode(old), b"integration-companion/lookup/v1", hashlib.sha256
+    ).digest()
+    expected = hmac.new(secret, b"12345", hashlib.sha256).hexdigest()
+    assert cipher.lookup_hash("12345") == expected
+    assert cipher.lookup_hash("12345") == Cipher([old.encode()]).lookup_hash("12345")
+    assert cipher.lookup_hash("12346") != expected
+    # Not the bare value's hash, nor one an attacker could compute without the key.
+    assert expected != hashlib.sha256(b"12345").hexdigest()
+    assert Cipher([new_key().encode()]).lookup_hash("12345") != expected
+    # After a rotation the first key hashes, and every key's hash is offered, newest first.
+    assert rotated.lookup_hash("12345") != expected
+    assert rotated.lookup_hashes("12345") == [rotated.lookup_hash("12345"), expected]
+    assert cipher.lookup_hashes("12345") == [expected]
+
+
+def test_it_refuses_sql_that_would_compare_or_sort_tokens():
+    # Each token differs even for equal values: such a query would quietly match nothing.
+    queries: list[Callable[[], object]] = [
+        lambda: select(Entry).where(Entry.kind == "mood"),
+        lambda: select(Entry).where(Entry.scale_value > 5),
+        lambda: select(Entry).where(Entry.file_id.in_(["f"])),
+        lambda: select(Entry).order_by(Entry.scale_value.desc()),
+    ]
+    for query in queries:
+        with pytest.raises(EncryptedComparisonError):
+            query()
+    assert "entries.text IS NULL" in str(select(Entry.id).where(Entry.text.is_(None)))

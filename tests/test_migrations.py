@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.config import Settings
-from bot.db.migrate import upgrade_to_head
-from bot.db.models import Base
+from bot.db.crypto import Cipher
+from bot.db.migrate import alembic_config, upgrade_to_head
+from bot.db.models import Base, Entry, Goal, GoalCheck, Patient, Practice, Reminder
 from bot.db.queries import due_prompts_statement
-from bot.db.session import create_db_engine
+from bot.db.session import create_db_engine, create_session_factory
 from tests.auxil.migrations import at_revision
 
 
@@ -59,7 +61,102 @@ def test_it_turns_old_scale_answers_into_mood_records(tmp_path: Path):
                 {"scale": scale, "message_id": message_id},
             )
     upgrade_to_head(engine)
+    with create_session_factory(engine)() as session:
+        kinds = session.scalars(select(Entry.kind).order_by(Entry.message_id)).all()
+    assert kinds == ["mood", "text"]
+    engine.dispose()
+
+
+# What 0013 encrypts, as a version before it wrote it: (table, column, value).
+PLAIN_BEFORE_0013 = (
+    ("patients", "country", "GB"),
+    ("entries", "kind", "voice"),
+    ("entries", "scale_value", 7),
+    ("entries", "file_id", "AwACAgIAAxkBAAIBOLDVOICE"),
+    ("entries", "duration_seconds", 42),
+    ("practices", "kind", "meditation"),
+    ("practices", "minutes", 20),
+    ("reminders", "kind", "walk"),
+    ("goals", "kind", "break"),
+    ("goal_checks", "answer", "partly"),
+)
+# The row of each table those values are in.
+ROW = {"entries": "id = 2", "reminders": "patient_id = 1"}
+
+
+def test_it_encrypts_what_was_plain_before_0013_and_reads_it_back(
+    settings: Settings, cipher: Cipher
+):
+    engine = create_db_engine(settings.database_url)
+    at = "'2026-11-01 10:00:00'"
+    with at_revision(engine, "0012") as connection:
+        for statement in (
+            "INSERT INTO patients (id, telegram_user_id, chat_id, country, created_at) "
+            f"VALUES (1, 5, 5, 'GB', {at})",
+            # A text entry that leaves its kind to the old default, and a voice note.
+            f"INSERT INTO entries (id, patient_id, chat_id, message_id, created_at) "
+            f"VALUES (1, 1, 5, 1, {at})",
+            "INSERT INTO entries (id, patient_id, kind, scale_value, file_id, duration_seconds, "
+            f"chat_id, message_id, created_at) VALUES (2, 1, 'voice', 7, "
+            f"'AwACAgIAAxkBAAIBOLDVOICE', 42, 5, 2, {at})",
+            f"INSERT INTO practices (id, patient_id, kind, minutes, done_at) "
+            f"VALUES (1, 1, 'meditation', 20, {at})",
+            "INSERT INTO reminders (patient_id, minute, kind, due_at) "
+            f"VALUES (1, 480, 'walk', {at})",
+            "INSERT INTO goals (id, patient_id, number, kind, text, status, created_at) "
+            f"VALUES (1, 1, 1, 'break', :text, 'active', {at})",
+            "INSERT INTO goal_checks (id, goal_id, week, answer, created_at) "
+            f"VALUES (1, 1, '2026-W48', 'partly', {at})",
+        ):
+            connection.execute(text(statement), {"text": cipher.encrypt("phone in bed")})
+    upgrade_to_head(engine)
+
+    # Stored as tokens of the key the bot opened...
     with engine.connect() as connection:
-        kinds = connection.execute(text("SELECT kind FROM entries ORDER BY message_id")).all()
-    assert [kind for (kind,) in kinds] == ["mood", "text"]
+        stored = {
+            (table, column): connection.execute(
+                text(f"SELECT {column} FROM {table} WHERE {ROW.get(table, 'id = 1')}")
+            ).scalar_one()
+            for table, column, _ in PLAIN_BEFORE_0013
+        }
+        assert connection.execute(text("SELECT count(*) FROM entries")).scalar_one() == 2
+    assert {key: cipher.decrypt(value) for key, value in stored.items()} == {
+        (table, column): str(value) for table, column, value in PLAIN_BEFORE_0013
+    }
+    # ...and read back by the application as before.
+    with create_session_factory(engine)() as session:
+        assert session.get_one(Patient, 1).country == "GB"
+        text_entry, voice = session.scalars(select(Entry).order_by(Entry.id)).all()
+        assert text_entry.kind == "text"
+        assert (voice.kind, voice.scale_value, voice.file_id, voice.duration_seconds) == (
+            "voice",
+            7,
+            "AwACAgIAAxkBAAIBOLDVOICE",
+            42,
+        )
+        practice = session.get_one(Practice, 1)
+        assert (practice.kind, practice.minutes) == ("meditation", 20)
+        assert session.get_one(Reminder, 1).kind == "walk"
+        assert session.get_one(Goal, 1).kind == "break"
+        assert session.get_one(GoalCheck, 1).answer == "partly"
+
+    # Going back to 0012 gives the plain values back, in their old types.
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # As upgrade_to_head does: a copied parent table must not cascade to its children.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0012")
+        plain = {
+            (table, column): connection.execute(
+                text(f"SELECT {column} FROM {table} WHERE {ROW.get(table, 'id = 1')}")
+            ).scalar_one()
+            for table, column, _ in PLAIN_BEFORE_0013
+        }
+        kinds = connection.execute(text("SELECT kind FROM entries ORDER BY id")).scalars().all()
+    assert plain == {(table, column): value for table, column, value in PLAIN_BEFORE_0013}
+    assert kinds == ["text", "voice"]
     engine.dispose()

@@ -12,7 +12,8 @@ from sqlalchemy import Engine
 from bot.db.session import create_db_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-ENCRYPTING_REVISION = "0004"  # encrypts rows written in plain text before it
+# The newest revision that encrypts rows written in plain text before it (0004, then 0013).
+ENCRYPTING_REVISION = "0014"
 MIGRATION_LOCK = 0x1C0_0001  # a PostgreSQL advisory lock key of our own
 
 
