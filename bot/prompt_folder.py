@@ -80,6 +80,12 @@ def check_folder(folder: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"step {step.key}: template {step.template} is missing")
             continue
+        if path.suffix != ".html":
+            # Rendered as HTML (and escaped) all the same; the name should not suggest otherwise.
+            problems.append(
+                f"step {step.key}: template {step.template} is not named .html; prompts are "
+                f"Telegram HTML, so name it {path.stem}.html"
+            )
         source = path.read_text(encoding="utf-8")
         try:
             parsed = env.parse(source, step.template)

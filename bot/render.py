@@ -23,11 +23,17 @@ def _escape_unless_plain_text(name: str | None) -> bool:
 
 
 def make_environment(folder: Path) -> Environment:
-    """Autoescape on for Telegram HTML (every file but .txt ones, which are plain words for
-    formats that escape on their own); a missing variable is an error."""
+    """Autoescape on for Telegram HTML; a missing variable is an error.
+
+    Only the bot's own folder (bot/templates) may hold plain .txt templates: words for formats
+    that escape on their own (Markdown, PDF). Every other folder, a clinic's prompts above all,
+    is escaped whatever its files are named, so a patient's intention or a guide's note can
+    never become markup in a prompt.
+    """
+    own = folder.resolve() == BOT_TEMPLATES_DIR
     return Environment(
         loader=FileSystemLoader(folder),
-        autoescape=_escape_unless_plain_text,
+        autoescape=_escape_unless_plain_text if own else True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

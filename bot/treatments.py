@@ -70,7 +70,7 @@ def log_treatment(
         intention=patient.pending_intention,
         created_at=now,
     )
-    patient.pending_intention = None
+    patient.pending_intention, patient.pending_intention_at = None, None
     session.add(treatment)
     session.flush()
 
@@ -123,7 +123,7 @@ def set_intention(session: Session, patient: Patient, text: str, now: datetime) 
     if planned is not None:
         planned.intention = text
         return IntentionSet(treatment=planned)
-    patient.pending_intention = text
+    patient.pending_intention, patient.pending_intention_at = text, now
     return IntentionSet(treatment=None)
 
 

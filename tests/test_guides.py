@@ -22,7 +22,7 @@ def carol() -> TgUser:
 
 async def invite(bot: Harness, user: TgUser) -> str:
     [reply] = await bot.send(user, "/guide invite")
-    match = re.search(r"<code>([A-Z0-9]{4}-[A-Z0-9]{4})</code>", reply)
+    match = re.search(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>", reply)
     assert match, reply
     return match.group(1)
 
@@ -167,6 +167,7 @@ async def test_a_guide_replies_to_the_treatment_announcement_with_notes(
 ):
     bot = agreed
     await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+    await bot.send(alice, "/guide announce on")  # her choice: off unless she makes it
     await bot.send(alice, "/treatment")
     announcement = bot.fake.sent(bob.id)[-1]
     assert (announcement.text or "").startswith(

@@ -1,15 +1,15 @@
-"""The patient's data rights: everything as JSON, deletion of every row, retention."""
+"""The patient's data rights: everything as JSON, deletion of every row, plain words."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from bot.db.models import Base, Entry, PromptStatus, ScheduledPrompt, Treatment
+from bot.db.models import Base, Entry
 from bot.keyboards import DELETE_NO, DELETE_YES
-from bot.rights import EXPORT_FORMAT, purge_before
+from bot.rights import EXPORT_FORMAT
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 
@@ -105,40 +105,14 @@ async def test_it_deletes_every_row_about_the_patient_and_nothing_else(
 async def test_it_keeps_everything_when_the_patient_changes_their_mind(
     agreed: Harness, alice: TgUser
 ):
-    await agreed.send(alice, "Keep me")
+    await agreed.send(alice, "Kept safe in the journal")
     ask = next(r for r in await agreed.send_raw(alice, "/delete") if r.method == "sendMessage")
     done = await agreed.press(alice, ask.message_id, DELETE_NO)
     assert [r.text for r in done if r.method == "sendMessage"] == [
         "Nothing was deleted. Your journal is still here."
     ]
     with agreed.session() as session:
-        assert session.scalars(select(Entry.text)).all() == ["Keep me"]
-
-
-async def test_it_deletes_journal_content_older_than_the_retention(agreed: Harness, alice: TgUser):
-    bot = agreed
-    await bot.send(alice, "/treatment")
-    await bot.send(alice, "From long ago")
-    bot.clock.advance(timedelta(days=100))
-    await bot.send(alice, "/treatment")
-    await bot.send(alice, "Recent")
-    assert bot.companion is not None
-    cutoff = bot.clock.now - timedelta(days=90)
-    with bot.companion.sessions.begin() as session:
-        # The old entry goes; the old treatment stays while its prompts are still to be sent.
-        assert purge_before(session, cutoff) == 1
-    with bot.companion.sessions.begin() as session:
-        session.execute(
-            update(ScheduledPrompt)
-            .where(ScheduledPrompt.treatment_id == 1)
-            .values(status=PromptStatus.SENT)
-        )
-    with bot.companion.sessions.begin() as session:
-        assert purge_before(session, cutoff) == 1  # now the treatment goes, with its prompts
-    with bot.session() as session:
-        assert session.scalars(select(Entry.text)).all() == ["Recent"]
-        assert session.scalars(select(Treatment.number)).all() == [2]
-        assert session.scalar(select(func.count(ScheduledPrompt.id))) == 10
+        assert session.scalars(select(Entry.text)).all() == ["Kept safe in the journal"]
 
 
 async def test_it_explains_privacy_in_plain_words(bot: Harness, alice: TgUser):

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -18,11 +19,12 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bot.db.crypto import EncryptedText
+from bot.db.crypto import LOOKUP_HASH_OF, EncryptedInt, EncryptedText
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -77,8 +79,15 @@ class Patient(Base):
     # After /notes: the patient's next message is a session note, until then.
     notes_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     pending_intention: Mapped[str | None] = mapped_column(EncryptedText())
+    # When the pending intention was set: retention (RETENTION_DAYS) goes by it.
+    pending_intention_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Whether the patient's guides are told each time a treatment is logged: the patient's
+    # choice, off unless chosen (nothing reaches a guide otherwise but what is /share-d).
+    announce_treatments: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     # ISO 3166 code for crisis resources; NULL: the time zone's country.
-    country: Mapped[str | None] = mapped_column(String(2))
+    country: Mapped[str | None] = mapped_column(EncryptedText())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -161,7 +170,8 @@ class Entry(Base):
     """A journal entry: an answer to a prompt (prompt_id set) or a free entry.
 
     `text` is what the patient wrote: the message, a media caption, or a mood note. Media are
-    kept as Telegram file ids: Telegram holds the file, the journal holds the reference.
+    kept as Telegram file ids: Telegram holds the file, the journal holds the reference. All of
+    it is encrypted, the kind, mood, file id and length too; the ids and times are not.
     """
 
     __tablename__ = "entries"
@@ -180,11 +190,11 @@ class Entry(Base):
     prompt_id: Mapped[int | None] = mapped_column(
         ForeignKey("scheduled_prompts.id", ondelete="SET NULL")
     )
-    kind: Mapped[str] = mapped_column(String(16), default=EntryKind.TEXT)
+    kind: Mapped[str] = mapped_column(EncryptedText(), default=EntryKind.TEXT)
     text: Mapped[str | None] = mapped_column(EncryptedText())
-    scale_value: Mapped[int | None] = mapped_column(SmallInteger)
-    file_id: Mapped[str | None] = mapped_column(String(256))
-    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    scale_value: Mapped[int | None] = mapped_column(EncryptedInt())
+    file_id: Mapped[str | None] = mapped_column(EncryptedText())
+    duration_seconds: Mapped[int | None] = mapped_column(EncryptedInt())
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     # When the patient was told it was saved; None until then (or for entries not told).
@@ -211,9 +221,9 @@ class Practice(Base):
     prompt_id: Mapped[int | None] = mapped_column(
         ForeignKey("scheduled_prompts.id", ondelete="SET NULL")
     )
-    kind: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(EncryptedText())
     label: Mapped[str | None] = mapped_column(EncryptedText())
-    minutes: Mapped[int | None] = mapped_column(SmallInteger)
+    minutes: Mapped[int | None] = mapped_column(EncryptedInt())
     note: Mapped[str | None] = mapped_column(EncryptedText())
     # The message that gave the note or label, so a redelivered copy adds nothing.
     note_message_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -231,7 +241,7 @@ class Reminder(Base):
         ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True
     )
     minute: Mapped[int] = mapped_column(SmallInteger)  # local minute of the day
-    kind: Mapped[str] = mapped_column(String(24))  # one of practices.KINDS
+    kind: Mapped[str] = mapped_column(EncryptedText())  # one of practices.KINDS
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -247,7 +257,7 @@ class Goal(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(8))  # build, break, goal
+    kind: Mapped[str] = mapped_column(EncryptedText())  # build, break, goal
     text: Mapped[str] = mapped_column(EncryptedText())
     status: Mapped[str] = mapped_column(String(8), default="active")  # active, done, dropped
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -263,7 +273,7 @@ class GoalCheck(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     goal_id: Mapped[int] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"))
     week: Mapped[str] = mapped_column(String(8))  # "2026-W48"
-    answer: Mapped[str] = mapped_column(String(8))
+    answer: Mapped[str] = mapped_column(EncryptedText())  # yes, partly, no
     note: Mapped[str | None] = mapped_column(EncryptedText())
     note_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -285,18 +295,25 @@ class GoalCheckin(Base):
 
 class GuideLink(Base):
     """A guide (a Telegram user) linked by a patient's invitation; the guide may add session
-    notes to that patient's treatments and receives only what the patient shares."""
+    notes to that patient's treatments and receives only what the patient shares.
+
+    The guide's Telegram ids are encrypted; every check of who a guide is matches the keyed
+    lookup hash of their user id, so a database dump does not show who guides whom.
+    """
 
     __tablename__ = "guide_links"
     __table_args__ = (
-        UniqueConstraint("patient_id", "guide_user_id"),
-        Index("ix_guide_links_guide_user_id", "guide_user_id"),
+        UniqueConstraint("patient_id", "guide_user_hash"),
+        Index("ix_guide_links_guide_user_hash", "guide_user_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
-    guide_user_id: Mapped[int] = mapped_column(BigInteger)
-    guide_chat_id: Mapped[int] = mapped_column(BigInteger)
+    guide_user_hash: Mapped[str] = mapped_column(
+        String(64), info={LOOKUP_HASH_OF: "guide_user_id"}
+    )
+    guide_user_id: Mapped[int] = mapped_column(EncryptedInt())
+    guide_chat_id: Mapped[int] = mapped_column(EncryptedInt())
     guide_name: Mapped[str | None] = mapped_column(EncryptedText())
     # After /notes: the guide's next message is a note for this patient, until then.
     notes_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -307,7 +324,8 @@ class GuideLink(Base):
 
 
 class GuideInvite(Base):
-    """A one-time code a patient gives their guide; only its hash is kept."""
+    """A one-time code a patient gives their guide; only its keyed hash is kept (the lookup
+    hash, matched under every key)."""
 
     __tablename__ = "guide_invites"
 
@@ -324,7 +342,7 @@ class SessionNote(Base):
     __tablename__ = "session_notes"
     __table_args__ = (
         Index("ix_session_notes_treatment", "treatment_id"),
-        Index("ix_session_notes_message", "chat_id", "message_id"),
+        Index("ix_session_notes_message", "chat_hash", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -332,9 +350,24 @@ class SessionNote(Base):
     treatment_id: Mapped[int] = mapped_column(ForeignKey("treatments.id", ondelete="CASCADE"))
     author: Mapped[str] = mapped_column(String(8))  # guide, patient
     text: Mapped[str] = mapped_column(EncryptedText())
-    chat_id: Mapped[int] = mapped_column(BigInteger)  # where the note was written
+    # Where the note was written (the lookup hash of the chat id) and its message: only to
+    # recognise a redelivered message. Both are forgotten after a couple of days, and at once
+    # when a guide deletes their data.
+    chat_hash: Mapped[str | None] = mapped_column(String(64))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GuideJoinAttempt(Base):
+    """A `/guide join` whose code did not work, kept an hour to limit guessing; the person is
+    named by the lookup hash of their Telegram user id only."""
+
+    __tablename__ = "guide_join_attempts"
+    __table_args__ = (Index("ix_guide_join_attempts_user", "user_hash", "attempted_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_hash: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WeeklyRecap(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-from telegram import Bot, Message, Update
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -21,6 +21,7 @@ from bot.guides import (
     NOTES_WINDOW,
     GuideError,
     add_note,
+    announced_links,
     choose_patient,
     current_treatment,
     guide_awaiting_notes,
@@ -30,10 +31,12 @@ from bot.guides import (
     new_invite,
     note_from_message,
     patients_of,
+    set_announcements,
     unlink_all,
 )
-from bot.handlers.common import from_patient, the_patient
+from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
 from bot.handlers.export import send_export_files, with_mood_chart
+from bot.keyboards import GUIDE_ANNOUNCE_ON, announce_choice_keyboard, announce_toggle_keyboard
 from bot.outbox import send_recap
 from bot.patients import zone_of
 from bot.recap import build_recap
@@ -41,7 +44,7 @@ from bot.resources import Companion, companion
 
 
 async def guide(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Patients: /guide (who is linked), /guide invite, /guide remove.
+    """Patients: /guide (who is linked), /guide invite, /guide remove, /guide announce on|off.
     Guides: /guide join CODE."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
@@ -55,30 +58,57 @@ async def guide(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if incoming is None:
         return
     now = res.clock()
+    markup: InlineKeyboardMarkup | None = None
+    template = "guide.html"
+    view: dict[str, object] = {"outcome": "usage"}
     with res.sessions.begin() as session:
         patient = the_patient(session, incoming.user_id)
-        view: dict[str, object] = {"outcome": "usage"}
         if args == ["invite"]:
             code = new_invite(session, patient, now)
             hours = int(INVITE_VALID.total_seconds() // 3600)
             view = {"outcome": "invite", "code": code, "hours": hours}
+            markup = announce_choice_keyboard(res)
         elif args == ["remove"]:
             view = {"outcome": "removed", "count": unlink_all(session, patient)}
+        elif args in (["announce", "on"], ["announce", "off"]):
+            set_announcements(patient, args[1] == "on")
+            template, view = "guide_announce.html", {"on": patient.announce_treatments}
         elif not args:
             names = [link.guide_name or "" for link in guides_of(session, patient.id)]
-            view = {"outcome": "linked", "names": names}
-        text = res.texts.render("guide.html", **view)
-    await message.reply_html(text)
+            view = {"outcome": "linked", "names": names, "announce": patient.announce_treatments}
+            if names:
+                markup = announce_toggle_keyboard(res, on=patient.announce_treatments)
+        text = res.texts.render(template, **view)
+    await message.reply_html(text, reply_markup=markup)
+
+
+async def announce_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The patient's choice, under an invitation or /guide: tell the guides of treatments."""
+    pressed = await pressed_by_patient(update, context)
+    if pressed is None:
+        return
+    query, res = pressed.query, pressed.res
+    on = query.data == GUIDE_ANNOUNCE_ON
+    with res.sessions.begin() as session:
+        set_announcements(the_patient(session, pressed.user_id), on)
+    await query.answer()
+    await remove_buttons(query)
+    await context.bot.send_message(pressed.user_id, res.texts.render("guide_announce.html", on=on))
 
 
 async def guide_join(res: Companion, message: Message, user_id: int, name: str, code: str) -> None:
     now = res.clock()
-    try:
-        with res.sessions.begin() as session:
+    refusal: GuideError | None = None
+    with res.sessions.begin() as session:
+        try:
             _, patient = join(session, code, user_id, message.chat_id, name, now)
             patient_chat, patient_name = patient.chat_id, patient.first_name or ""
-    except GuideError as exc:
-        await message.reply_html(res.texts.render("guide.html", outcome=exc.reason))
+        except GuideError as exc:
+            refusal = exc  # committed all the same: a failed attempt counts
+    if refusal is not None:
+        await message.reply_html(
+            res.texts.render("guide.html", outcome=refusal.reason, **refusal.details)
+        )
         return
     await message.reply_html(res.texts.render("guide.html", outcome="joined", who=patient_name))
     await message.get_bot().send_message(
@@ -247,9 +277,10 @@ async def share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def announce_treatment(
     res: Companion, bot: Bot, patient_id: int, number: int, when: str
 ) -> None:
-    """Tell the patient's guides a treatment was logged; a reply to this is a session note."""
+    """Tell the patient's guides a treatment was logged, if the patient chose so; a reply to
+    this is a session note."""
     with res.sessions.begin() as session:
-        links = [(link.id, link.guide_chat_id) for link in guides_of(session, patient_id)]
+        links = [(link.id, link.guide_chat_id) for link in announced_links(session, patient_id)]
         name = session.get_one(Patient, patient_id).first_name or ""
     for link_id, chat_id in links:
         text = res.texts.render(
