@@ -20,6 +20,8 @@ from bot.treatments import MAX_INTENTION_LENGTH, integration_treatment
 
 PAGE_SIZE = 5
 SCALE = range(1, 11)
+# A mood this low, however it was given, gets a gentle check-in that offers crisis contacts.
+LOW_MOOD = 2
 # How long after a mood button the next text is taken as its note.
 MOOD_NOTE_WINDOW = timedelta(minutes=30)
 

@@ -14,6 +14,8 @@ from bot.schedule import Step
 from bot.text import small_number
 
 CONSENT_AGREE = "consent:agree"
+# One tap to the crisis contacts, under every prompt and journal page.
+SUPPORT = "support"
 PROMPT_PREFIX = "prompt:"
 JOURNAL_PREFIX = "journal:"
 MOOD_PREFIX = "mood:"
@@ -27,6 +29,9 @@ SEARCH_PREFIX = "jsearch:"
 PRACTICE_PREFIX = "practice:"
 MINUTES_PREFIX = "pmin:"
 GOAL_PREFIX = "goal:"
+GUIDE_ANNOUNCE_PREFIX = "guide:announce:"
+GUIDE_ANNOUNCE_ON = "guide:announce:on"
+GUIDE_ANNOUNCE_OFF = "guide:announce:off"
 # Telegram allows 64 bytes of callback data; a search's paging buttons carry its words.
 MAX_SEARCH_BYTES = 64 - len(SEARCH_PREFIX) - len("999:")
 
@@ -69,6 +74,14 @@ def scale_rows(callback_data: Callable[[int], str]) -> list[list[InlineKeyboardB
     ]
 
 
+def support_row(companion: Companion) -> list[InlineKeyboardButton]:
+    return [InlineKeyboardButton(companion.label("support"), callback_data=SUPPORT)]
+
+
+def support_keyboard(companion: Companion) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([support_row(companion)])
+
+
 def mood_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(scale_rows(lambda value: f"{MOOD_PREFIX}{value}"))
 
@@ -76,9 +89,10 @@ def mood_keyboard() -> InlineKeyboardMarkup:
 def prompt_keyboard(
     companion: Companion, step: Step, prompt_id: int
 ) -> InlineKeyboardMarkup | None:
-    """Later and Skip under every prompt that expects an answer, and the scale for scale steps."""
+    """Later and Skip under every prompt that expects an answer, the scale for scale steps, and
+    the way to the crisis contacts under every prompt."""
     if step.reply == "none":
-        return None
+        return support_keyboard(companion)
     if step.reply == "scale":
         rows = scale_rows(lambda value: prompt_callback(prompt_id, PromptAction.SCALE, value))
     elif step.reply == "practice":
@@ -99,6 +113,7 @@ def prompt_keyboard(
             ),
         ]
     )
+    rows.append(support_row(companion))
     return InlineKeyboardMarkup(rows)
 
 
@@ -141,8 +156,8 @@ def journal_keyboard(
             ]
         )
     rows.append(paging_row(companion, page, pages, lambda p: f"{JOURNAL_PREFIX}{p}"))
-    rows = [row for row in rows if row]
-    return InlineKeyboardMarkup(rows) if rows else None
+    rows.append(support_row(companion))
+    return InlineKeyboardMarkup([row for row in rows if row])
 
 
 def search_keyboard(
@@ -150,7 +165,7 @@ def search_keyboard(
 ) -> InlineKeyboardMarkup | None:
     query = " ".join(words)
     row = paging_row(companion, page, pages, lambda p: f"{SEARCH_PREFIX}{p}:{query}")
-    return InlineKeyboardMarkup([row]) if row else None
+    return InlineKeyboardMarkup([row for row in (row, support_row(companion)) if row])
 
 
 def weekly_offer_keyboard(companion: Companion) -> InlineKeyboardMarkup:
@@ -165,6 +180,34 @@ def delete_keyboard(companion: Companion) -> InlineKeyboardMarkup:
             [InlineKeyboardButton(companion.label("delete_yes"), callback_data=DELETE_YES)],
             [InlineKeyboardButton(companion.label("delete_no"), callback_data=DELETE_NO)],
         ]
+    )
+
+
+def announce_choice_keyboard(companion: Companion) -> InlineKeyboardMarkup:
+    """Under an invitation: should the guide be told of each treatment logged?"""
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    companion.label("announce_yes"), callback_data=GUIDE_ANNOUNCE_ON
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    companion.label("announce_no"), callback_data=GUIDE_ANNOUNCE_OFF
+                )
+            ],
+        ]
+    )
+
+
+def announce_toggle_keyboard(companion: Companion, *, on: bool) -> InlineKeyboardMarkup:
+    """Under /guide: the other choice than the current one."""
+    label, data = (
+        ("announce_stop", GUIDE_ANNOUNCE_OFF) if on else ("announce_start", GUIDE_ANNOUNCE_ON)
+    )
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(companion.label(label), callback_data=data)]]
     )
 
 

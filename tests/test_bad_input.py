@@ -67,9 +67,9 @@ async def test_it_refuses_an_over_long_intention(agreed: Harness, alice: TgUser)
 
 
 async def test_it_escapes_an_intention_full_of_markup(agreed: Harness, alice: TgUser):
-    reply = (await agreed.send(alice, "/intention <i>be</i> & *brave* </blockquote>"))[0]
+    reply = (await agreed.send(alice, "/intention <u>be</u> & *brave* </blockquote>"))[0]
     assert (
-        "<blockquote>&lt;i&gt;be&lt;/i&gt; &amp; *brave* &lt;/blockquote&gt;</blockquote>" in reply
+        "<blockquote>&lt;u&gt;be&lt;/u&gt; &amp; *brave* &lt;/blockquote&gt;</blockquote>" in reply
     )
     await agreed.send(alice, "/treatment")
     await agreed.next_prompt(alice)  # check-in

@@ -88,7 +88,7 @@ async def test_server_errors_are_retried_for_replies(
 ):
     bot = agreed
     bot.fake.fail("sendMessage", error_code=code, description=description, times=2)
-    await bot.send(alice, "Despite the server")
+    await bot.send(alice, "Despite the outage")
     assert [r.result is not None for r in acks(bot, alice)] == [False, False, True]
 
 

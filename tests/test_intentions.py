@@ -45,7 +45,10 @@ async def test_it_invites_an_intention_the_evening_before_and_brings_it_back(
     assert local(bot.clock.now) == "Thu 08:00"
     assert "Your treatment is today at 10:00." in (morning.text or "")
     assert "<blockquote>To meet &lt;what&gt; comes &amp; stay</blockquote>" in (morning.text or "")
-    assert "reply_markup" not in morning.params  # nothing to answer
+    # Nothing to answer: only the way to the crisis contacts, as under every prompt.
+    assert morning.params["reply_markup"]["inline_keyboard"] == [
+        [{"text": "Talk to someone now", "callback_data": "support"}]
+    ]
 
     checkin = await bot.next_prompt(alice)
     assert local(bot.clock.now) == "Thu 13:00"

@@ -20,7 +20,7 @@ def journal_buttons(request: ApiRequest) -> dict[str, str]:
 
 
 async def test_it_saves_free_entries_whole_and_escaped(agreed: Harness, alice: TgUser):
-    text = "<b>not bold</b> & *not markdown* \u200b\u202e עברית 🌱\n" + "x" * 4000
+    text = "<u>plain</u> & *stars* stay as typed \u200b\u202e עברית 🌱\n" + "x" * 4000
     assert await agreed.send(alice, text) == ["Saved in your journal."]
     with agreed.session() as session:
         entry = session.scalars(select(Entry)).one()
@@ -28,7 +28,7 @@ async def test_it_saves_free_entries_whole_and_escaped(agreed: Harness, alice: T
         assert entry.prompt_id is None
         assert entry.treatment_id is None  # no treatment yet
     page = (await agreed.send(alice, "/journal"))[0]
-    assert "&lt;b&gt;not bold&lt;/b&gt; &amp; *not markdown*" in page
+    assert "&lt;u&gt;plain&lt;/u&gt; &amp; *stars* stay as typed" in page
     assert "…" in page  # long entries are shortened on the page
 
 
@@ -49,14 +49,18 @@ async def test_it_pages_back_through_the_whole_journal(agreed: Harness, alice: T
     assert [f"Entry number {n}" in text for n in (12, 11, 10, 9, 8, 7)] == [True] * 5 + [False]
     assert text.index("Entry number 12") < text.index("Entry number 11")
     assert "<b>Wed 25 Nov, 16:00</b> · treatment 1" in text  # local time, newest first
-    assert journal_buttons(first) == {"Treatment 1": "jtreat:1", "◀ Older": "journal:1"}
+    assert journal_buttons(first) == {
+        "Treatment 1": "jtreat:1",
+        "◀ Older": "journal:1",
+        "Talk to someone now": "support",
+    }
 
     await bot.press(alice, first.message_id, "journal:1")
     page2 = bot.fake.bot_message(alice.id, first.message_id)
     assert page2["text"].startswith("<b>Your journal</b> — page 2 of 3")
     assert "Entry number 7" in page2["text"]
     assert "Entry number 3" in page2["text"]
-    assert [b["text"] for b in page2["reply_markup"]["inline_keyboard"][-1]] == [
+    assert [b["text"] for b in page2["reply_markup"]["inline_keyboard"][-2]] == [
         "◀ Older",
         "Newer ▶",
     ]
@@ -65,7 +69,7 @@ async def test_it_pages_back_through_the_whole_journal(agreed: Harness, alice: T
     page3 = bot.fake.bot_message(alice.id, first.message_id)
     assert page3["text"].endswith("Entry number 1")
     assert "Entry number 3" not in page3["text"]
-    assert [b["text"] for b in page3["reply_markup"]["inline_keyboard"][-1]] == ["Newer ▶"]
+    assert [b["text"] for b in page3["reply_markup"]["inline_keyboard"][-2]] == ["Newer ▶"]
 
     # Data the message's buttons do not carry (forged, or stale) changes nothing.
     done = await bot.press(alice, first.message_id, "journal:99")
@@ -112,7 +116,7 @@ async def test_it_ignores_a_button_pressed_by_someone_else(
 
 async def test_it_does_not_save_a_redelivered_message_twice(agreed: Harness, alice: TgUser):
     bot = agreed
-    assert await bot.send(alice, "Only once") == ["Saved in your journal."]
+    assert await bot.send(alice, "Just once") == ["Saved in your journal."]
     again = await bot.redeliver(alice, bot.last_update_id)
     assert [r for r in again if r.method == "sendMessage"] == []
     with bot.session() as session:
@@ -215,7 +219,10 @@ async def test_it_pages_through_search_results(agreed: Harness, alice: TgUser):
         if r.method == "sendMessage"
     )
     assert "7 entries, page 1 of 2" in (first.text or "")
-    assert journal_buttons(first) == {"◀ Older": "jsearch:1:breathing"}
+    assert journal_buttons(first) == {
+        "◀ Older": "jsearch:1:breathing",
+        "Talk to someone now": "support",
+    }
     await bot.press(alice, first.message_id, "jsearch:1:breathing")
     page2 = bot.fake.bot_message(alice.id, first.message_id)["text"]
     assert "page 2 of 2" in page2

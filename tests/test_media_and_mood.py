@@ -69,6 +69,7 @@ async def test_it_keeps_photos_and_documents_and_sends_them_back(agreed: Harness
     assert [row[0]["text"] for row in rows] == [
         "▶ Document, Wed 25 Nov, 14:01",
         "▶ Photo, Wed 25 Nov, 14:00",
+        "Talk to someone now",
     ]
     done = await bot.press(alice, page.message_id, rows[1][0]["callback_data"])
     [sent] = [r for r in done if r.method == "sendPhoto"]

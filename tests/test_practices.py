@@ -204,7 +204,7 @@ async def test_a_prompt_can_offer_the_practices(agreed: Harness, alice: TgUser):
     while not (prompt.text or "").startswith("<b>An integration practice"):
         prompt = await bot.next_prompt(alice)
     offered = buttons(bot, prompt)
-    assert len(offered) == len(KINDS) + 2  # the practices, then Later and Skip
+    assert len(offered) == len(KINDS) + 3  # the practices, Later, Skip and the crisis contacts
     await bot.press(alice, prompt.message_id, offered[KINDS.index("art")])
     assert practices(bot) == [("art", None, None, None)]
     with bot.session() as session:

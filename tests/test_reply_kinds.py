@@ -55,6 +55,7 @@ async def test_it_stores_a_scale_answer_from_a_button(agreed: Harness, alice: Tg
         [f"prompt:scale:1:{n}" for n in range(1, 6)],
         [f"prompt:scale:1:{n}" for n in range(6, 11)],
         ["prompt:later:1", "prompt:skip:1"],
+        ["support"],
     ]
     done = await bot.press(alice, prompt.message_id, "prompt:scale:1:7")
     assert next(r for r in done if r.method == "answerCallbackQuery").params["text"] == (
@@ -102,7 +103,10 @@ async def test_it_sends_a_no_answer_step_without_buttons(agreed: Harness, alice:
     bot.clock.advance(timedelta(hours=1))
     rest = await bot.next_prompt(alice)
     assert rest.text == "Rest well, Alice."
-    assert "reply_markup" not in rest.params
+    # Nothing to answer: only the way to the crisis contacts, as under every prompt.
+    assert rest.params["reply_markup"] == {
+        "inline_keyboard": [[{"text": "Talk to someone now", "callback_data": "support"}]]
+    }
     assert await bot.send(alice, "Thanks, I will") == ["Saved in your journal."]
     # A message that asks nothing leaves the question before it open to a Telegram reply.
     [answered] = await bot.send(alice, "Late, but here", reply_to=first.message_id)

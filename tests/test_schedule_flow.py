@@ -42,7 +42,7 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
     assert bot.clock.now == datetime(2026, 11, 25, 17, 0, tzinfo=BERLIN)
     assert (checkin.text or "").startswith("<b>Check-in</b>")
     assert "Hi Alice" in (checkin.text or "")
-    assert buttons(checkin) == ["Later", "Skip"]
+    assert buttons(checkin) == ["Later", "Skip", "Talk to someone now"]
     assert await bot.send(alice, "Tired, a bit shaky, calm") == [
         "Thank you. Saved as your answer to <i>Check-in</i>."
     ]
@@ -53,7 +53,11 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
     mood = await bot.next_prompt(alice)
     assert bot.clock.now == datetime(2026, 11, 26, 8, 0, tzinfo=BERLIN)
     assert (mood.text or "").startswith("<b>How you feel</b>")
-    assert buttons(mood) == [str(n) for n in range(1, 11)] + ["Later", "Skip"]
+    assert buttons(mood) == [str(n) for n in range(1, 11)] + [
+        "Later",
+        "Skip",
+        "Talk to someone now",
+    ]
     await bot.press(alice, mood.message_id, callback(mood, "7"))
 
     # The reflection (due 04:00) keeps an hour's distance from the mood question.

@@ -132,7 +132,7 @@ async def test_a_redelivered_update_is_handled_once(
     await hooked.agree(alice)
     await hooked.send(alice, "/treatment")
     prompt = await hooked.next_prompt(alice)
-    await hooked.send(alice, "Once only", reply_to=prompt.message_id)
+    await hooked.send(alice, "Just this once", reply_to=prompt.message_id)
     update_id = hooked.last_update_id
     again = dict(fake.pushed[update_id])
     fake.push_update(again)  # the same update_id, as Telegram retries when it got no 200

@@ -33,12 +33,14 @@ from bot.keyboards import (
     DELETE_PREFIX,
     FILE_PREFIX,
     GOAL_PREFIX,
+    GUIDE_ANNOUNCE_PREFIX,
     JOURNAL_PREFIX,
     MINUTES_PREFIX,
     MOOD_PREFIX,
     PRACTICE_PREFIX,
     PROMPT_PREFIX,
     SEARCH_PREFIX,
+    SUPPORT,
     TREATMENT_PREFIX,
     WEEKLY_ON,
 )
@@ -93,6 +95,8 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))
 
     app.add_handler(CallbackQueryHandler(onboarding.consent, pattern=f"^{CONSENT_AGREE}$"))
+    # Before the consent gate of the others: the crisis contacts are for anyone, any time.
+    app.add_handler(CallbackQueryHandler(crisis.support_button, pattern=f"^{SUPPORT}$"))
     app.add_handler(CallbackQueryHandler(treatments.prompt_button, pattern=f"^{PROMPT_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.journal_page, pattern=f"^{JOURNAL_PREFIX}"))
     app.add_handler(CallbackQueryHandler(journal.file_button, pattern=f"^{FILE_PREFIX}"))
@@ -104,6 +108,9 @@ def register_handlers(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     app.add_handler(CallbackQueryHandler(goals.goal_button, pattern=f"^{GOAL_PREFIX}"))
     app.add_handler(CallbackQueryHandler(recap.weekly_button, pattern=f"^{WEEKLY_ON}$"))
     app.add_handler(CallbackQueryHandler(privacy.delete_button, pattern=f"^{DELETE_PREFIX}"))
+    app.add_handler(
+        CallbackQueryHandler(guides.announce_button, pattern=f"^{GUIDE_ANNOUNCE_PREFIX}")
+    )
     app.add_handler(CallbackQueryHandler(fallback.unknown_button))
 
     # After the known commands: any other command is unknown, not a journal entry.

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
-from telegram import CallbackQuery, Message, Update
+from telegram import Bot, CallbackQuery, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.db import queries
 from bot.db.models import Patient
-from bot.keyboards import consent_keyboard
+from bot.journal import LOW_MOOD
+from bot.keyboards import consent_keyboard, support_keyboard
 from bot.resources import Companion, companion
 
 
@@ -84,6 +85,16 @@ def button_still_there(query: CallbackQuery) -> bool:
         return False
     return any(
         button.callback_data == query.data for row in markup.inline_keyboard for button in row
+    )
+
+
+async def check_in_after_a_low_mood(res: Companion, bot: Bot, chat_id: int, value: int) -> None:
+    """A mood of LOW_MOOD or less, however it was given: a gentle word and one tap to the
+    crisis contacts. Whatever the words, such a figure asks for it."""
+    if value > LOW_MOOD:
+        return
+    await bot.send_message(
+        chat_id, res.texts.render("mood_low.html", value=value), reply_markup=support_keyboard(res)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from bot.db.models import EntryKind, Patient, ScheduledPrompt
 from bot.goals import check_awaiting_note, note_already_added
 from bot.guides import notes_of
 from bot.handlers.common import (
+    check_in_after_a_low_mood,
     consented_patient,
     from_patient,
     pressed_by_patient,
@@ -52,6 +54,7 @@ from bot.keyboards import (
     callback_number,
     journal_keyboard,
     search_keyboard,
+    support_keyboard,
 )
 from bot.localtime import format_short
 from bot.outbox import send_blocks
@@ -171,6 +174,8 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
     with res.sessions.begin() as session:
         acknowledge(session, entry.id, res.clock())
+    if entry.kind == EntryKind.MOOD and entry.scale_value is not None and not recorded.duplicate:
+        await check_in_after_a_low_mood(res, context.bot, message.chat_id, entry.scale_value)
     if prompt is not None and prompt.telegram_message_id is not None:
         # Answered: Later and Skip no longer apply.
         try:
@@ -291,6 +296,7 @@ async def send_treatment(res: Companion, message: Message, user_id: int, number:
         message.get_bot(),
         message.chat_id,
         res.texts.render_blocks("journal_treatment.html", **view),
+        reply_markup=support_keyboard(res),
     )
 
 
@@ -313,7 +319,10 @@ async def journal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             )
             keyboard = None
         else:
-            text, keyboard = render_search(res, incoming.user_id, words, 0)
+            # Search decrypts the whole journal: off the event loop, so other chats go on.
+            text, keyboard = await asyncio.to_thread(
+                render_search, res, incoming.user_id, words, 0
+            )
     else:
         text, keyboard = res.texts.render("journal_usage.html", reason="usage"), None
     await message.reply_html(text, reply_markup=keyboard)
@@ -357,7 +366,9 @@ async def search_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await query.answer(res.label("bad_button"))
         return
     await query.answer()
-    await edit_in_place(query, *render_search(res, pressed.user_id, words, page))
+    await edit_in_place(
+        query, *await asyncio.to_thread(render_search, res, pressed.user_id, words, page)
+    )
 
 
 async def treatment_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

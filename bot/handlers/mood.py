@@ -5,7 +5,13 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
+from bot.handlers.common import (
+    check_in_after_a_low_mood,
+    from_patient,
+    pressed_by_patient,
+    remove_buttons,
+    the_patient,
+)
 from bot.journal import SCALE, record_mood
 from bot.keyboards import MOOD_PREFIX, callback_number, mood_keyboard
 
@@ -39,3 +45,4 @@ async def mood_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await remove_buttons(query)
     text = res.texts.render("mood_saved.html", value=value, prompt_title="")
     await context.bot.send_message(chat_id, text)
+    await check_in_after_a_low_mood(res, context.bot, chat_id, value)

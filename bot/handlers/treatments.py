@@ -9,7 +9,13 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.db import queries
-from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
+from bot.handlers.common import (
+    check_in_after_a_low_mood,
+    from_patient,
+    pressed_by_patient,
+    remove_buttons,
+    the_patient,
+)
 from bot.handlers.guides import announce_treatment
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
 from bot.keyboards import parse_prompt_callback, weekly_offer_keyboard
@@ -168,3 +174,5 @@ async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await context.bot.send_message(
             chat_id, res.texts.render("mood_saved.html", value=value, prompt_title=title)
         )
+        if value is not None:
+            await check_in_after_a_low_mood(res, context.bot, chat_id, value)
