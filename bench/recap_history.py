@@ -111,7 +111,6 @@ def add_history(session: Session, schedule: Schedule, patient_id: int, days: int
                     treatment_id=treatment.id,
                     author="patient",
                     text="The music carried me; I saw the garden again.",
-                    chat_id=chat_id,
                     created_at=morning,
                 )
             )

@@ -46,7 +46,9 @@ TREATMENTS = 2  # each with the short schedule's four steps: 2,000 prompts
 REPLIES = 4  # per patient: 1,000 updates
 RATE = 100  # messages a second, overall, for the bots and the fake alike
 TIMEOUT = 150.0
-CLAIM_LEASE = 10.0
+# Longer than a send can wait for a dead instance's lanes (twice the Telegram timeout, and a
+# chat period), so a claim never runs out while its send waits its turn.
+CLAIM_LEASE = 20.0
 # A message already on its way when its instance was killed may reach Telegram just after.
 IN_TRANSIT = 0.5
 

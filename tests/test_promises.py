@@ -1,0 +1,1420 @@
+"""The README's privacy and safety promises, one test per sentence: each test's docstring is a
+sentence of the README's "Privacy and safety" section, word for word, and the test proves it
+through the real bot, the database, the command line and the logs. The first test checks that
+every sentence quoted here is still in the README, so a promise and its proof cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import sys
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy import Engine, select
+from telegram.ext import CallbackContext
+
+import bot.__main__ as cli
+from bot.app import build_companion, maintenance_job
+from bot.config import Settings
+from bot.db.crypto import Cipher, DataKeyError, is_encrypted, is_token, new_key
+from bot.db.models import (
+    Base,
+    Entry,
+    Goal,
+    GuideInvite,
+    GuideJoinAttempt,
+    GuideLink,
+    InboxUpdate,
+    Patient,
+    Practice,
+    Reminder,
+    ScheduledPrompt,
+    SessionNote,
+    Treatment,
+    WeeklyRecap,
+)
+from bot.db.session import create_db_engine
+from bot.keyboards import DELETE_YES, GUIDE_ANNOUNCE_ON, SUPPORT
+from bot.keys import key_file_for, rotate_keys
+from bot.rights import NOT_CONTENT, RETAINED
+from tests.auxil.filled import (
+    MOOD,
+    PRACTICE_MINUTES,
+    SECRET_WORDS,
+    VOICE_SECONDS,
+    fill_every_encrypted_column,
+    stored_values,
+    use_every_feature,
+)
+from tests.auxil.harness import FakeClock, Harness
+from tests.conftest import REPO_PROMPTS
+from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+CODE = re.compile(r"<code>/guide join ([A-Z0-9]{5}-[A-Z0-9]{5})</code>")
+WRONG_CODE = "WRONG-CODE2"
+CRISIS_OPENING = "I'm really glad you told me."
+CRISIS_CONTACTS = "<b>If you are in crisis</b>"
+LOW_MOOD_CHECK_IN = (
+    "Thank you for telling me. A {value} out of 10 sounds like a really hard time, and you "
+    "don't have to carry it alone. If you'd like to talk to someone right now, tap below for "
+    "people you can reach at any hour. And whenever you want to write, I'm here."
+)
+
+sqlite_only = pytest.mark.skipif(
+    bool(os.environ.get("TEST_DATABASE_URL")), reason="reads the SQLite files themselves"
+)
+
+
+def normalised(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def readme_section() -> str:
+    """The README's "Privacy and safety" section, up to the next heading, whitespace collapsed."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Privacy and safety\n")
+    return normalised(text[start : text.index("\n## ", start + 1)])
+
+
+# Helpers.
+
+
+@pytest.fixture
+def carol() -> TgUser:
+    return TgUser(id=1003, first_name="Carol")
+
+
+@pytest.fixture
+def dave() -> TgUser:
+    return TgUser(id=1004, first_name="Dave")
+
+
+def messages(requests: list[ApiRequest]) -> list[ApiRequest]:
+    return [r for r in requests if r.method == "sendMessage"]
+
+
+def callbacks(request: ApiRequest) -> list[str]:
+    rows = request.params.get("reply_markup", {}).get("inline_keyboard", [])
+    return [button["callback_data"] for row in rows for button in row]
+
+
+def texts_to(bot: Harness, user: TgUser, since: int = 0) -> list[str]:
+    return [r.text or "" for r in bot.fake.sent(user.id)[since:]]
+
+
+async def invite(bot: Harness, user: TgUser) -> str:
+    [code] = [m.group(1) for t in await bot.send(user, "/guide invite") if (m := CODE.search(t))]
+    return code
+
+
+def engine_of(bot: Harness) -> Engine:
+    assert bot.companion is not None
+    engine: Engine = bot.companion.sessions.kw["bind"]
+    return engine
+
+
+def raw_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table as the database holds it, read without the models' types."""
+    rows = {}
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            bare = sa.table(table.name, *(sa.column(c.name) for c in table.columns))
+            rows[table.name] = [dict(row) for row in connection.execute(select(bare)).mappings()]
+    return rows
+
+
+def tables_showing(engine: Engine, telegram_id: int) -> set[str]:
+    """The tables where some value is this id, plainly."""
+    wanted = {telegram_id, str(telegram_id)}
+    return {
+        table
+        for table, rows in raw_rows(engine).items()
+        for row in rows
+        for value in row.values()
+        if value in wanted or (isinstance(value, str) and value.endswith(f":{telegram_id}"))
+    }
+
+
+def key_in_use(settings: Settings) -> str:
+    if settings.data_keys is not None:
+        return settings.data_keys.get_secret_value()
+    engine = create_db_engine(settings.database_url)
+    engine.dispose()
+    key_file = key_file_for(engine)
+    assert key_file is not None
+    return key_file.read_text(encoding="ascii").strip()
+
+
+async def exported(bot: Harness, user: TgUser) -> dict[str, Any]:
+    await bot.send(user, "/export data")
+    document = bot.fake.sent(user.id, "sendDocument")[-1].params["document"]
+    data: dict[str, Any] = json.loads(document.data)
+    return data
+
+
+async def run_daily_job(bot: Harness) -> None:
+    assert bot.app is not None
+    await maintenance_job(CallbackContext(bot.app))
+
+
+def use_cli_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, data_keys: str | None
+) -> None:
+    """The command line's settings come from the environment; no developer's .env is read."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    if data_keys is None:
+        monkeypatch.delenv("DATA_KEYS", raising=False)
+    else:
+        monkeypatch.setenv("DATA_KEYS", data_keys)
+
+
+@pytest.fixture
+def restore_logging() -> Any:
+    """The command line configures logging for a process; put it back for the next test."""
+    names = ("", "telegram", "httpx", "httpcore", "sqlalchemy", "apscheduler", "alembic", "bot")
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger().handlers[:] = handlers
+
+
+# The promises.
+
+
+def test_every_promise_quoted_here_is_still_in_the_readme():
+    section = readme_section()
+    module = sys.modules[__name__]
+    quoted = {
+        name: normalised(function.__doc__ or "")
+        for name, function in vars(module).items()
+        if name.startswith("test_")
+        and callable(function)
+        and name != "test_every_promise_quoted_here_is_still_in_the_readme"
+    }
+    assert len(quoted) > 20
+    assert [name for name, sentence in quoted.items() if not sentence] == []
+    assert {name: s for name, s in quoted.items() if s not in section} == {}
+    # One sentence each: no docstring quotes two, and no two tests prove the same one.
+    assert len(set(quoted.values())) == len(quoted)
+
+
+# Encrypted at rest.
+
+
+@sqlite_only
+async def test_everything_a_patient_or_telegram_produced_is_stored_encrypted(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Everything a patient or Telegram produced is stored encrypted with Fernet (AES-128-CBC
+    with an HMAC-SHA256, through MultiFernet): what they write (answers, entries, notes,
+    captions, intentions, goals), their first name and country, mood scores, the Telegram file
+    ids of voice notes, photos and other media and their lengths, what kind each entry is,
+    which practices they did and for how long, the practice a reminder names, goal kinds and
+    weekly answers, their guides' names and Telegram ids, and every update waiting in the
+    inbox."""
+    bot = agreed
+    await fill_every_encrypted_column(bot, alice, bob)
+    key = Cipher([key_in_use(bot.settings).encode()])
+    engine = create_db_engine(bot.settings.database_url)
+    try:
+        values = stored_values(engine)
+        # Every value of every encrypted column is a Fernet token under the bot's key.
+        not_tokens = [
+            f"{table}.{column}"
+            for (table, column), stored in values.items()
+            for value in stored
+            if not (isinstance(value, str) and is_token(value))
+        ]
+        assert not_tokens == []
+
+        def plain(table: str, column: str) -> set[str]:
+            return {key.decrypt(value) for value in values[table, column]}
+
+        # Each thing the sentence names, in the column that holds it.
+        assert SECRET_WORDS["answer"] in plain("entries", "text")
+        assert SECRET_WORDS["caption"] in plain("entries", "text")
+        assert SECRET_WORDS["intention"] in plain("treatments", "intention")
+        assert {SECRET_WORDS["guide_note"], SECRET_WORDS["own_note"]} <= plain(
+            "session_notes", "text"
+        )
+        assert SECRET_WORDS["goal"] in plain("goals", "text")
+        assert plain("patients", "first_name") == {"Alice"}
+        assert plain("patients", "country") == {"GB"}
+        assert str(MOOD) in plain("entries", "scale_value")
+        assert {SECRET_WORDS["voice"], SECRET_WORDS["photo"]} <= plain("entries", "file_id")
+        assert str(VOICE_SECONDS) in plain("entries", "duration_seconds")
+        assert {"voice", "photo", "mood", "text"} <= plain("entries", "kind")
+        assert {"meditation", "other"} <= plain("practices", "kind")
+        assert str(PRACTICE_MINUTES) in plain("practices", "minutes")
+        assert plain("reminders", "kind") == {"meditation"}
+        assert plain("goals", "kind") == {"build"}
+        assert plain("goal_checks", "note") == {SECRET_WORDS["goal_note"]}
+        assert len(plain("goal_checks", "answer")) == 1
+        assert plain("guide_links", "guide_name") == {"Bob"}
+        assert plain("guide_links", "guide_user_id") == {str(bob.id)}
+        assert plain("guide_links", "guide_chat_id") == {str(bob.id)}
+        waiting = [json.loads(raw) for raw in plain("inbox", "raw")]
+        assert "/journal search river" in [u.get("message", {}).get("text") for u in waiting]
+    finally:
+        engine.dispose()
+    # Nor do the files on disk hold any of it in the clear.
+    database = Path(bot.settings.database_url.removeprefix("sqlite:///"))
+    on_disk = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    words = [w for w in SECRET_WORDS.values() if len(w) >= 5]
+    assert [w for w in words if w.encode() in on_disk] == []
+
+
+async def test_only_the_listed_columns_are_plain_every_other_holds_fernet_tokens(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Only these columns are stored plain; every other column holds Fernet tokens."""
+    bot = agreed
+    await fill_every_encrypted_column(bot, alice, bob)
+    block = re.search(
+        r"<!-- plain-columns:start -->(.*?)<!-- plain-columns:end -->", readme_section()
+    )
+    assert block
+    listed = {
+        (table, column)
+        for table, columns in re.findall(r"- `(\w+)`: ((?:`\w+`, )*`\w+`)", block[1])
+        for column in re.findall(r"`(\w+)`", columns)
+    }
+    assert ("entries", "created_at") in listed
+    assert ("entries", "text") not in listed
+    engine = create_db_engine(bot.settings.database_url)
+    try:
+        rows = raw_rows(engine)
+    finally:
+        engine.dispose()
+    not_tokens = sorted(
+        {
+            f"{table}.{column}"
+            for table, table_rows in rows.items()
+            for row in table_rows
+            for column, value in row.items()
+            if (table, column) not in listed
+            and value is not None
+            and not (isinstance(value, str) and is_token(value))
+        }
+    )
+    assert not_tokens == []
+    # And every column not listed does hold tokens once the bot is used.
+    holding = {
+        (table, column)
+        for table, table_rows in rows.items()
+        for row in table_rows
+        for column, value in row.items()
+        if isinstance(value, str) and is_token(value)
+    }
+    unlisted = {
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if (table.name, column.name) not in listed
+    }
+    assert unlisted - holding == set()
+
+
+async def test_keys_come_from_data_keys_the_first_encrypts_and_all_decrypt(
+    settings: Settings, fake: FakeTelegram, clock: FakeClock, alice: TgUser
+):
+    """Keys come from `DATA_KEYS` (comma-separated; the first encrypts, all decrypt)."""
+    old, new = new_key(), new_key()
+    first = Harness(settings.model_copy(update={"data_keys": SecretStr(old)}), fake, clock)
+    await first.start()
+    await first.agree(alice)
+    await first.send(alice, "Written under the old key")
+    await first.stop()
+    both = settings.model_copy(update={"data_keys": SecretStr(f"{new},{old}")})
+    second = Harness(both, fake, clock)
+    await second.start()
+    try:
+        await second.send(alice, "Written under the new key")
+        page = "\n".join(await second.send(alice, "/journal"))
+        assert "Written under the old key" in page
+        assert "Written under the new key" in page
+        with engine_of(second).connect() as connection:
+            tokens = list(connection.execute(sa.text("SELECT text FROM entries ORDER BY id")))
+    finally:
+        await second.stop()
+    [(under_old,), (under_new,)] = tokens
+    only_old, only_new = Cipher([old.encode()]), Cipher([new.encode()])
+    assert only_old.decrypt(under_old) == "Written under the old key"
+    assert only_new.decrypt(under_new) == "Written under the new key"
+    assert not only_old.is_current(under_new)
+    # With DATA_KEYS no key file is made beside a SQLite database.
+    engine = create_db_engine(settings.database_url)
+    engine.dispose()
+    key_file = key_file_for(engine)
+    assert key_file is None or not key_file.exists()
+
+
+@sqlite_only
+async def test_the_first_start_creates_the_key_file_and_says_where_it_is_once(
+    settings: Settings,
+    fake: FakeTelegram,
+    clock: FakeClock,
+    tmp_path: Path,
+    alice: TgUser,
+    caplog: pytest.LogCaptureFixture,
+):
+    """With SQLite and no `DATA_KEYS`, the first start creates `data/companion.sqlite3.key`
+    (mode 0600) and logs once where it is: back it up separately from the database, since the
+    journal cannot be read without it."""
+    database = tmp_path / "data" / "companion.sqlite3"
+    settings = settings.model_copy(
+        update={"database_url": f"sqlite:///{database}", "data_keys": None}
+    )
+    key_file = tmp_path / "data" / "companion.sqlite3.key"
+    caplog.set_level(logging.INFO)
+    for _ in range(2):  # the first start and a second one
+        bot = Harness(settings, fake, clock)
+        await bot.start()
+        await bot.agree(alice)
+        await bot.send(alice, "Something private")
+        await bot.stop()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    Cipher([key_file.read_text(encoding="ascii").strip().encode()])  # a well-formed key
+    told = [r.getMessage() for r in caplog.records if "encryption key" in r.getMessage()]
+    assert told == [
+        f"created the journal's encryption key at {key_file} (readable by this user only). "
+        "Back it up separately from the database: without it the journal cannot be read."
+    ]
+    # And indeed: without it the journal cannot be read.
+    key_file.unlink()
+    with pytest.raises(DataKeyError):
+        build_companion(settings)
+
+
+@sqlite_only
+async def test_the_database_folder_and_files_are_the_owners_alone(
+    settings: Settings,
+    fake: FakeTelegram,
+    clock: FakeClock,
+    tmp_path: Path,
+    alice: TgUser,
+    caplog: pytest.LogCaptureFixture,
+):
+    """The database folder is created 0700 and the database file 0600 (SQLite's `-wal` and
+    `-shm` files follow it); a database file others can read is tightened to 0600 at start,
+    with one warning."""
+    folder = tmp_path / "fresh"
+    database = folder / "companion.sqlite3"
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{database}"})
+    bot = Harness(settings, fake, clock)
+    await bot.start()
+    try:
+        await bot.agree(alice)
+        await bot.send(alice, "Something private")
+        modes = {
+            path.name: stat.S_IMODE(path.stat().st_mode)
+            for path in folder.iterdir()
+            if path.name in ("companion.sqlite3", "companion.sqlite3-wal", "companion.sqlite3-shm")
+        }
+    finally:
+        await bot.stop()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert modes == {
+        "companion.sqlite3": 0o600,
+        "companion.sqlite3-wal": 0o600,
+        "companion.sqlite3-shm": 0o600,
+    }
+    # Loosened by someone, tightened again at the next start, with one warning; then quiet.
+    database.chmod(0o644)
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        again = Harness(settings, fake, clock)
+        await again.start()
+        await again.stop()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    warned = [r.getMessage() for r in caplog.records if "readable by others" in r.getMessage()]
+    assert warned == [
+        f"{database} was readable by others; it is now readable by its owner only (0600)"
+    ]
+
+
+@sqlite_only
+async def test_without_its_key_the_bot_refuses_to_start(
+    agreed: Harness,
+    alice: TgUser,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+):
+    """If the key is missing for a database that holds encrypted rows, the bot refuses to
+    start."""
+    await agreed.send(alice, "Something private")
+    await agreed.stop()
+    engine = create_db_engine(settings.database_url)
+    engine.dispose()
+    key_file = key_file_for(engine)
+    assert key_file is not None
+    assert key_file.exists()
+    key_file.unlink()
+    with pytest.raises(DataKeyError, match="Restore the key file from your backup"):
+        build_companion(settings)
+    # `python -m bot run` stops with a message saying what to do.
+    use_cli_environment(monkeypatch, tmp_path, settings.database_url, None)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token.get_secret_value())
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", settings.telegram_api_base_url)
+    assert cli.main(["run"]) == 2
+    assert "Restore the key file from your backup" in capsys.readouterr().err
+    assert not key_file.exists()  # no new key for old rows
+
+
+async def test_keys_new_prints_a_key_and_keys_rotate_reaches_every_column_and_hash(
+    agreed: Harness,
+    alice: TgUser,
+    bob: TgUser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+):
+    """`python -m bot keys new` prints a key; to rotate, put the new key first in `DATA_KEYS`,
+    restart, and run `python -m bot keys rotate`: it re-encrypts every encrypted column of every
+    table under the new key and recomputes the keyed lookup hashes (in batches; safe to
+    interrupt and run again; it prints each table's count and the total of rows it changed)."""
+    bot = agreed
+    await fill_every_encrypted_column(bot, alice, bob)
+    old = key_in_use(bot.settings)
+    capsys.readouterr()
+    assert cli.main(["keys", "new"]) == 0
+    new = capsys.readouterr().out.strip()
+    Cipher([new.encode()])  # a well-formed Fernet key
+    assert new != old
+
+    # Interrupted after its first table, it leaves a mix of keys; run again, it finishes.
+    engine = create_db_engine(bot.settings.database_url)
+    both = Cipher([new.encode(), old.encode()])
+
+    done_before: list[str] = []
+
+    def interrupt(table: str, rows: int) -> None:
+        if rows:
+            done_before.append(table)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotate_keys(engine, both, batch=1, progress=interrupt)
+    engine.dispose()
+    use_cli_environment(monkeypatch, tmp_path, bot.settings.database_url, f"{new},{old}")
+    assert cli.main(["keys", "rotate"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    counts = {}
+    for line in lines[:-1]:
+        match = re.fullmatch(r"(\w+): (\d+) row\(s\)", line)
+        assert match, line
+        counts[match[1]] = int(match[2])
+    changed = [table for table, rows in counts.items() if rows]
+    assert len(done_before) == 1
+    assert done_before[0] in counts
+    assert {"patients", "entries", "guide_links"} <= set(changed) | set(done_before)
+    assert lines[-1] == f"Re-encrypted {sum(counts.values())} row(s) under the newest key."
+
+    only_new = Cipher([new.encode()])
+    engine = create_db_engine(bot.settings.database_url)
+    try:
+        stale = [
+            f"{table}.{column}"
+            for (table, column), values in stored_values(engine).items()
+            for value in values
+            if not only_new.is_current(value)
+        ]
+        with engine.connect() as connection:
+            hashes = list(connection.execute(sa.text("SELECT guide_user_hash FROM guide_links")))
+    finally:
+        engine.dispose()
+    assert stale == []
+    assert hashes == [(only_new.lookup_hash(str(bob.id)),)]
+    # Run again: nothing is left under the old key.
+    assert cli.main(["keys", "rotate"]) == 0
+    assert (
+        capsys.readouterr().out.splitlines()[-1] == "Re-encrypted 0 row(s) under the newest key."
+    )
+
+
+async def test_after_rotation_the_old_key_can_go(
+    agreed: Harness, alice: TgUser, bob: TgUser, fake: FakeTelegram
+):
+    """After that the old key can go."""
+    bot = agreed
+    await use_every_feature(bot, alice, bob)
+    before = await exported(bot, alice)
+    journal = await bot.send(alice, "/journal 1")
+    await bot.stop()
+    old, new = key_in_use(bot.settings), new_key()
+    engine = create_db_engine(bot.settings.database_url)
+    rotate_keys(engine, Cipher([new.encode(), old.encode()]))
+    engine.dispose()
+    key_file = key_file_for(engine)
+    if key_file is not None:
+        key_file.unlink()
+    only_new = bot.settings.model_copy(update={"data_keys": SecretStr(new)})
+    restarted = Harness(only_new, fake, bot.clock)
+    await restarted.start()
+    try:
+        after = await exported(restarted, alice)
+        assert {k: v for k, v in after.items() if k != "exported_at"} == {
+            k: v for k, v in before.items() if k != "exported_at"
+        }
+        assert await restarted.send(alice, "/journal 1") == journal
+        # Bob is still recognised as Alice's guide, by the recomputed hash of his id.
+        assert (await restarted.send(bob, "/notes One more note"))[0].startswith(
+            "Noted for Alice's treatment 1."
+        )
+    finally:
+        await restarted.stop()
+
+
+async def test_reading_decrypts_in_the_application_never_in_the_database(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Search, recaps, mood charts, practice totals and exports decrypt per patient in the
+    application; nothing filters, sorts or sums an encrypted column in the database."""
+    bot = agreed
+    await use_every_feature(bot, alice, bob)
+    encrypted = [
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if is_encrypted(column.type)
+    ]
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = engine_of(bot)
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        [found] = await bot.send(alice, "/journal search river")
+        recap = await bot.send_raw(alice, "/recap")
+        exports = await bot.send_raw(alice, "/export")
+        data = await exported(bot, alice)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    # Each reads back what only the key opens.
+    assert "A <b>river</b> of light" in found
+    recap_text = "\n".join(r.text or "" for r in messages(recap))
+    assert SECRET_WORDS["intention"] in recap_text
+    assert "sendPhoto" in [r.method for r in recap]  # the mood chart
+    assert f"{PRACTICE_MINUTES}" in recap_text.replace(",", "")  # practice totals
+    assert [r.method for r in exports].count("sendDocument") == 2  # Markdown and PDF
+    assert SECRET_WORDS["practice_note"] in json.dumps(data)
+    assert statements
+    # No statement compares, sorts, groups or sums an encrypted column.
+    misuses = []
+    for statement in statements:
+        # Whether a value is there at all (IS NULL) is not a look at what it holds.
+        plain = re.sub(r"\b(\w+\.\w+) IS (NOT )?NULL\b", "", statement)
+        clauses = re.split(r"\b(?:WHERE|ORDER BY|GROUP BY|HAVING|ON)\b", plain)[1:]
+        aggregates = re.findall(r"\b(?:sum|avg|min|max|total)\(([^)]*)\)", plain, re.I)
+        for column in encrypted:
+            pattern = re.compile(rf"\b{re.escape(column)}\b")
+            if any(pattern.search(c) for c in clauses + aggregates):
+                misuses.append(f"{column}: {statement}")
+    assert misuses == []
+
+
+# The patient's rights.
+
+
+async def test_export_data_sends_everything_as_json(agreed: Harness, alice: TgUser, bob: TgUser):
+    """`/export data` sends everything stored about the patient as JSON (`format`,
+    `exported_at`, `patient` with settings and `pending_intention_set_at`, `weekly_recap`,
+    `treatments`, `prompts`, `entries` with their text, mood, Telegram file id and links,
+    `practices` with minutes and notes, `practice_reminder`, `goals` with their weekly checks,
+    `guides`, `guides_told_of_treatments`, `session_notes`)."""
+    bot = agreed
+    await use_every_feature(bot, alice, bob)
+    await bot.send(alice, "/recap weekly on")
+    data = await exported(bot, alice)
+    assert set(data) == {
+        "format",
+        "exported_at",
+        "patient",
+        "weekly_recap",
+        "treatments",
+        "prompts",
+        "entries",
+        "practices",
+        "practice_reminder",
+        "goals",
+        "guides",
+        "guides_told_of_treatments",
+        "session_notes",
+    }
+    patient = data["patient"]
+    assert (patient["first_name"], patient["country"]) == ("Alice", "GB")
+    assert patient["quiet_hours"] == {"start_minute": 1320, "end_minute": 480}
+    assert patient["pending_intention"] == SECRET_WORDS["next_intention"]
+    assert patient["pending_intention_set_at"] is not None
+    assert data["weekly_recap"] is not None
+    assert data["practice_reminder"] is not None
+    assert [t["intention"] for t in data["treatments"]] == [SECRET_WORDS["intention"]]
+    assert len(data["prompts"]) > 0
+    entries = data["entries"]
+    assert SECRET_WORDS["answer"] in [e["text"] for e in entries]
+    assert MOOD in [e["mood"] for e in entries]
+    assert {SECRET_WORDS["voice"], SECRET_WORDS["photo"]} <= {
+        e["telegram_file_id"] for e in entries
+    }
+    [answer] = [e for e in entries if e["text"] == SECRET_WORDS["answer"]]
+    assert (answer["treatment_id"], answer["prompt_id"]) == (1, 1)  # its links
+    assert PRACTICE_MINUTES in [p["minutes"] for p in data["practices"]]
+    assert SECRET_WORDS["practice_note"] in [p["note"] for p in data["practices"]]
+    [goal] = data["goals"]
+    assert [c["note"] for c in goal["weekly_checks"]] == [SECRET_WORDS["goal_note"]]
+    assert [g["name"] for g in data["guides"]] == ["Bob"]
+    assert data["guides_told_of_treatments"] is False
+    assert [n["text"] for n in data["session_notes"]] == [
+        SECRET_WORDS["guide_note"],
+        SECRET_WORDS["own_note"],
+    ]
+
+
+async def test_delete_asks_then_deletes_every_row_and_sends_nothing_more(
+    bot: Harness, alice: TgUser, bob: TgUser
+):
+    """`/delete` explains and asks to confirm; then every row about the person is deleted (the
+    schema cascades from `patients`), nothing more is sent, and `/start` begins afresh."""
+    # Every table that names a patient names them by a key that cascades from `patients`.
+    to_patients = [
+        (fk.parent.table.name, fk.ondelete)
+        for table in Base.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.column.table.name == "patients"
+    ]
+    assert len(to_patients) >= 10
+    assert {ondelete for _, ondelete in to_patients} == {"CASCADE"}
+    for user in (alice, bob):
+        await bot.agree(user)
+        await bot.send(user, "/treatment")
+        await bot.send(user, "/remind 08:00 walk")
+        await bot.send(user, "/recap weekly on")
+        await bot.send(user, f"A note from {user.first_name}")
+    await bot.next_prompt(alice)
+    [ask] = messages(await bot.send_raw(alice, "/delete"))
+    assert (ask.text or "").startswith("<b>Delete everything?</b>")
+    assert DELETE_YES in callbacks(ask)
+    with bot.session() as session:
+        assert session.scalar(select(sa.func.count(Entry.id))) == 2  # nothing gone yet
+    done = messages(await bot.press(alice, ask.message_id, DELETE_YES))
+    assert [r.text for r in done] == [
+        "Everything I kept about you is deleted, and I won't send you anything more. Thank you "
+        "for the trust you gave this journal. If you ever want to start again, send /start."
+    ]
+    engine = engine_of(bot)
+    assert tables_showing(engine, alice.id) <= {"inbox"}
+    with bot.session() as session:
+        assert session.scalars(select(Entry.text)).all() == ["A note from Bob"]
+        assert [p.first_name for p in session.scalars(select(Patient))] == ["Bob"]
+        assert len(session.scalars(select(Reminder)).all()) == 1
+        assert len(session.scalars(select(WeeklyRecap)).all()) == 1
+    # Nothing more is sent to her, through a month of dispatching.
+    sent_before = len(bot.fake.sent(alice.id))
+    for _ in range(30):
+        bot.clock.advance(timedelta(days=1))
+        await bot.dispatch()
+    assert len(bot.fake.sent(alice.id)) == sent_before
+    assert len(bot.fake.sent(bob.id)) > 0
+    assert "Do you agree?" in (await bot.send(alice, "/start"))[0]
+
+
+async def guiding_alice_and_carol(bot: Harness, alice: TgUser, bob: TgUser, carol: TgUser) -> None:
+    """Bob guides Alice and Carol, has noted Alice's session, and tried one wrong code."""
+    await bot.agree(carol)
+    for patient in (alice, carol):
+        await bot.send(bob, f"/guide join {await invite(bot, patient)}")
+    await bot.send(alice, "/treatment")
+    await bot.send(bob, "/notes Alice Calm at the end")
+    await bot.send(bob, f"/guide join {WRONG_CODE}")
+
+
+async def test_delete_ends_a_guides_role_links_and_failed_attempts(
+    agreed: Harness, alice: TgUser, bob: TgUser, carol: TgUser
+):
+    """`/delete` ends a guide's role too, and works for someone who is only a guide: their
+    links to their patients and their failed join attempts go."""
+    bot = agreed
+    await guiding_alice_and_carol(bot, alice, bob, carol)
+    with bot.session() as session:
+        assert len(session.scalars(select(GuideLink)).all()) == 2
+        assert len(session.scalars(select(GuideJoinAttempt)).all()) == 1
+        assert session.scalars(select(Patient.first_name)).all() == ["Alice", "Carol"]
+    [ask] = messages(await bot.send_raw(bob, "/delete"))
+    assert (ask.text or "").startswith(
+        "<b>Delete everything?</b>\n\nThis ends your role as a guide"
+    )
+    done = await bot.press(bob, ask.message_id, DELETE_YES)
+    assert [r.text for r in messages(done) if r.chat_id == bob.id] == [
+        "Everything I kept about you is deleted: you are no longer anyone's guide here, and I "
+        "won't send you anything more. Thank you for the care you gave."
+    ]
+    with bot.session() as session:
+        assert session.scalars(select(GuideLink)).all() == []
+        assert session.scalars(select(GuideJoinAttempt)).all() == []
+    assert (await bot.send(bob, "/notes Alice one more"))[0].startswith("Hello! Send /start")
+
+
+async def test_a_leaving_guides_notes_stay_and_each_patient_is_told(
+    agreed: Harness, alice: TgUser, bob: TgUser, carol: TgUser
+):
+    """The notes they wrote stay in each patient's record, marked as the guide's, but without
+    the chat or message they came from, and each patient is told, kindly, that their guide has
+    left and can no longer add notes."""
+    bot = agreed
+    await guiding_alice_and_carol(bot, alice, bob, carol)
+    with bot.session() as session:
+        [note] = session.scalars(select(SessionNote)).all()
+        assert (note.chat_hash, note.message_id) != (None, None)
+    [ask] = messages(await bot.send_raw(bob, "/delete"))
+    alice_before, carol_before = len(bot.fake.sent(alice.id)), len(bot.fake.sent(carol.id))
+    await bot.press(bob, ask.message_id, DELETE_YES)
+    left = (
+        "<b>Bob</b> has left the companion, so they are no longer linked to you: they can't "
+        "add notes to your sessions any more, and nothing you /share reaches them. The notes "
+        "they already wrote stay in your journal. Whenever you'd like, /guide invite makes a "
+        "code for a guide."
+    )
+    assert texts_to(bot, alice, alice_before) == [left]
+    assert texts_to(bot, carol, carol_before) == [left]
+    with bot.session() as session:
+        [note] = session.scalars(select(SessionNote)).all()
+        assert (note.author, note.text, note.chat_hash, note.message_id) == (
+            "guide",
+            "Calm at the end",
+            None,
+            None,
+        )
+    page = "\n".join(await bot.send(alice, "/journal 1"))
+    assert "<b>Your guide's note</b>\n<blockquote>Calm at the end</blockquote>" in page
+
+
+async def test_privacy_says_it_in_plain_words(bot: Harness, alice: TgUser):
+    """`/privacy` says all this in plain words."""
+    [text] = await bot.send(alice, "/privacy")
+    for words in (
+        "Everything you write, and your name, is encrypted there",
+        "/export data — everything I keep about you, as a JSON file",
+        "/delete — delete everything, for good (as a guide too: the notes you wrote stay with "
+        "your patients, with nothing that points to you)",
+        "receive only what you send with /share",
+        "They are told when you log a treatment only if you choose so",
+        "Telegram keeps its own copy of this chat",
+    ):
+        assert words in text
+
+
+# Guides.
+
+
+async def test_nothing_reaches_a_guide_unless_the_patient_shares_or_chooses(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Nothing reaches a guide unless the patient sends it with `/share`, or chooses, when
+    inviting a guide or any time after (`/guide announce on`, `off`, or the button under
+    `/guide`), to have their guides told when a treatment is logged."""
+    bot = agreed
+    await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+    linked = len(bot.fake.sent(bob.id))
+    # Alice uses her journal: Bob receives nothing.
+    await bot.send(alice, "/intention Meet the old fear")
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    await bot.send(alice, "A river of light")
+    ask = messages(await bot.send_raw(alice, "/mood"))[0]
+    await bot.press(alice, ask.message_id, "mood:7")
+    await bot.send(alice, "/practice walk 20")
+    for _ in range(6):
+        await bot.next_prompt(alice)
+    assert texts_to(bot, bob, linked) == []
+    # She shares: that reaches him.
+    assert await bot.send(alice, "/share recap") == ["Sent your recap to your guide."]
+    shared_texts = texts_to(bot, bob, linked)
+    assert shared_texts[0] == "<b>Alice</b> shared their recap with you."
+    assert shared_texts[1].startswith("<b>Your last 7 days</b>")
+    shared = len(bot.fake.sent(bob.id))
+    # She chooses announcements with the button under /guide: her next treatment reaches him.
+    [page] = messages(await bot.send_raw(alice, "/guide"))
+    assert GUIDE_ANNOUNCE_ON in callbacks(page)
+    await bot.press(alice, page.message_id, GUIDE_ANNOUNCE_ON)
+    assert len(bot.fake.sent(bob.id)) == shared
+    await bot.send(alice, "/treatment")
+    [announced] = texts_to(bot, bob, shared)
+    assert "Alice" in announced
+    assert "treatment 2" in announced
+    # And off again: the next one does not.
+    await bot.send(alice, "/guide announce off")
+    await bot.send(alice, "/treatment")
+    assert len(bot.fake.sent(bob.id)) == shared + 1
+
+
+async def test_announcements_are_off_unless_chosen(agreed: Harness, alice: TgUser, bob: TgUser):
+    """This is off unless chosen."""
+    bot = agreed
+    await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+    with bot.session() as session:
+        assert session.scalars(select(Patient.announce_treatments)).all() == [False]
+    linked = len(bot.fake.sent(bob.id))
+    await bot.send(alice, "/treatment")
+    assert texts_to(bot, bob, linked) == []
+    assert (await exported(bot, alice))["guides_told_of_treatments"] is False
+
+
+async def test_who_guides_whom_is_matched_by_a_keyed_hash_a_dump_does_not_show(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Every check of who a guide is matches a keyed lookup hash of the user id (HMAC-SHA256
+    with a secret derived from each data key, recomputed by `keys rotate`), so a dump does not
+    show who guides whom."""
+    bot = agreed
+    await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+    key = Cipher([key_in_use(bot.settings).encode()])
+    engine = engine_of(bot)
+    rows = raw_rows(engine)
+    [link] = rows["guide_links"]
+    assert link["guide_user_hash"] == key.lookup_hash(str(bob.id))
+    assert str(bob.id) not in link["guide_user_hash"]
+    # Bob's id is in no table but the inbox, whose rows say nothing of Alice.
+    assert tables_showing(engine, bob.id) == {"inbox"}
+    # The check is by the hash: with it altered, Bob is no longer recognised as her guide.
+    await bot.send(alice, "/treatment")
+    assert (await bot.send(bob, "/notes Calm"))[0].startswith("Noted for Alice")
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE guide_links SET guide_user_hash = 'x'"))
+    assert not (await bot.send(bob, "/notes Calm"))[0].startswith("Noted for Alice")
+
+
+async def test_invite_codes_are_ten_characters_for_a_day_once_and_stored_hashed(
+    agreed: Harness, alice: TgUser, bob: TgUser, carol: TgUser, dave: TgUser
+):
+    """Invite codes are ten characters (50 bits), valid 24 hours, used once, and stored only as
+    that keyed hash."""
+    bot = agreed
+    code = await invite(bot, alice)
+    plain = code.replace("-", "")
+    assert len(plain) == 10
+    assert re.fullmatch(r"[A-Z0-9]{10}", plain)
+    key = Cipher([key_in_use(bot.settings).encode()])
+    rows = raw_rows(engine_of(bot))
+    assert [row["code_hash"] for row in rows["guide_invites"]] == [key.lookup_hash(plain)]
+    dumped = json.dumps(rows, default=str)
+    assert plain not in dumped
+    assert code not in dumped
+    # Used once.
+    assert (await bot.send(bob, f"/guide join {code}"))[0].startswith("You're now linked")
+    assert (await bot.send(carol, f"/guide join {code}"))[0].startswith("That code doesn't work")
+    # Valid 24 hours: a fresh code works just before, not just after.
+    early, late = await invite(bot, alice), await invite(bot, alice)
+    bot.clock.advance(timedelta(hours=23, minutes=59))
+    assert (await bot.send(carol, f"/guide join {early}"))[0].startswith("You're now linked")
+    bot.clock.advance(timedelta(minutes=2))
+    assert (await bot.send(dave, f"/guide join {late}"))[0].startswith("That code doesn't work")
+
+
+async def test_five_failed_joins_in_an_hour_refuse_every_code(
+    agreed: Harness, alice: TgUser, bob: TgUser, dave: TgUser
+):
+    """After five failed `/guide join` attempts in an hour, counted in the database by the
+    hashed user id, every code is refused, the right one too, until the hour has passed."""
+    bot = agreed
+    code = await invite(bot, alice)
+    for _ in range(5):
+        [refused] = await bot.send(dave, f"/guide join {WRONG_CODE}")
+        assert refused.startswith("That code doesn't work")
+        bot.clock.advance(timedelta(minutes=1))
+    key = Cipher([key_in_use(bot.settings).encode()])
+    rows = raw_rows(engine_of(bot))["guide_join_attempts"]
+    assert [row["user_hash"] for row in rows] == [key.lookup_hash(str(dave.id))] * 5
+    # Counted in the database: a restart forgets nothing. Bob's attempts are his own.
+    await bot.restart()
+    assert (await bot.send(bob, f"/guide join {WRONG_CODE}"))[0].startswith(
+        "That code doesn't work"
+    )
+    assert await bot.send(dave, f"/guide join {code}") == [
+        "Several codes in a row didn't work, so to keep everyone's codes safe I'll take the "
+        "next one in about 55 minutes. If your code keeps failing, ask for a new one (/guide "
+        "invite)."
+    ]
+    bot.clock.advance(timedelta(minutes=55))
+    [joined] = await bot.send(dave, f"/guide join {code}")
+    assert joined.startswith("You're now linked to <b>Alice</b> as their guide.")
+
+
+# Retention.
+
+
+@pytest.fixture
+def retention_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"retention_days": 7})
+
+
+async def test_with_retention_each_kind_of_record_goes_by_its_own_date(
+    retention_settings: Settings,
+    fake: FakeTelegram,
+    clock: FakeClock,
+    alice: TgUser,
+    bob: TgUser,
+    carol: TgUser,
+    dave: TgUser,
+):
+    """With `RETENTION_DAYS`, once a day, each kind of record goes by its own date once that is
+    older than the cutoff: entries and session notes when they were written; practices when
+    they were done; a prompt sent, skipped or failed when it was sent (one never sent: when it
+    was due; prompts still to come stay); a weekly goal answer when it was given (or last
+    changed); a done or dropped goal when it was closed, an active goal once it was set before
+    the cutoff and has no weekly answer left from after it; a treatment (with its intention)
+    when it took place, once none of its prompts and session notes is left; the intention kept
+    for the next treatment when it was set; guide invitations when they expired; failed join
+    attempts when they were made; stored updates when Telegram delivered them."""
+    bot = Harness(retention_settings, fake, clock)
+    await bot.start()
+    try:
+        for user in (alice, carol):
+            await bot.agree(user)
+        # Old things, written on day 0.
+        await bot.send(alice, "/goal add an old habit")
+        await bot.send(alice, "/goal add closed long ago")
+        await bot.send(alice, "/goal done 2")
+        await bot.send(alice, "/intention Old hope")
+        await bot.send(alice, "/treatment")
+        await bot.send(alice, "Old entry")
+        await bot.send(alice, "/practice meditation 10")
+        await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+        await bot.send(bob, "/notes Old guide note")
+        await bot.send(carol, "/guide invite")  # never used: it expires a day later
+        await bot.send(dave, f"/guide join {WRONG_CODE}")
+        await bot.send(alice, "/intention Kept for the next one")
+        # Ten days on, new things.
+        clock.advance(timedelta(days=10))
+        await bot.send(alice, "New entry")
+        await bot.send(alice, "/practice walk 20")
+        await bot.send(alice, "/goal add a new goal")
+        await bot.send(bob, "/notes New guide note")
+        await bot.send(carol, "/intention New hope")
+        await run_daily_job(bot)
+        cutoff = clock.now - timedelta(days=7)
+        with bot.session() as session:
+            assert session.scalars(select(Entry.text)).all() == ["New entry"]
+            assert session.scalars(select(Practice.minutes)).all() == [20]
+            assert session.scalars(select(SessionNote.text)).all() == ["New guide note"]
+            # The old active goal had no answer since the cutoff; the closed one went too.
+            assert [g.text for g in session.scalars(select(Goal))] == ["a new goal"]
+            assert session.scalars(select(GuideInvite)).all() == []
+            assert session.scalars(select(GuideJoinAttempt)).all() == []
+            intentions = {
+                p.first_name: p.pending_intention for p in session.scalars(select(Patient))
+            }
+            assert intentions == {"Alice": None, "Carol": "New hope"}
+            received = session.scalars(select(InboxUpdate.received_at)).all()
+            assert received
+            assert all(r.replace(tzinfo=UTC) >= cutoff for r in received)
+            # The treatment stays while prompts still to come are left.
+            steps = session.scalars(select(ScheduledPrompt.step_key)).all()
+            assert steps
+            assert session.scalars(select(Treatment.number)).all() == [1]
+        # Months later, all its prompts long sent or past: the treatment goes with them.
+        for _ in range(10):
+            try:
+                await bot.next_prompt(alice)
+            except AssertionError:
+                break
+        clock.advance(timedelta(days=120))
+        await run_daily_job(bot)
+        with bot.session() as session:
+            assert session.scalars(select(ScheduledPrompt)).all() == []
+            assert session.scalars(select(Treatment)).all() == []
+            assert session.scalars(select(Patient.first_name)).all() == ["Alice", "Carol"]
+    finally:
+        await bot.stop()
+
+
+async def test_settings_links_and_the_account_stay_until_changed(
+    retention_settings: Settings,
+    fake: FakeTelegram,
+    clock: FakeClock,
+    alice: TgUser,
+    bob: TgUser,
+):
+    """Settings (time zone, quiet hours, the weekly recap, a reminder), the link to a guide and
+    the account itself stay until changed, `/guide remove` or `/delete`."""
+    bot = Harness(retention_settings, fake, clock)
+    await bot.start()
+    try:
+        await bot.agree(alice)
+        await bot.send(alice, "/timezone Europe/London")
+        await bot.send(alice, "/quiet 23:00-06:00")
+        await bot.send(alice, "/recap weekly on")
+        await bot.send(alice, "/remind 08:00 walk")
+        await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+        clock.advance(timedelta(days=400))
+        await run_daily_job(bot)
+        with bot.session() as session:
+            [patient] = session.scalars(select(Patient)).all()
+            assert (patient.timezone, patient.quiet_start_minute, patient.quiet_end_minute) == (
+                "Europe/London",
+                23 * 60,
+                6 * 60,
+            )
+            assert len(session.scalars(select(WeeklyRecap)).all()) == 1
+            assert len(session.scalars(select(Reminder)).all()) == 1
+            assert len(session.scalars(select(GuideLink)).all()) == 1
+        await bot.send(alice, "/guide remove")
+        with bot.session() as session:
+            assert session.scalars(select(GuideLink)).all() == []
+    finally:
+        await bot.stop()
+
+
+async def test_spent_invitations_attempts_and_where_notes_came_from_are_forgotten_daily(
+    agreed: Harness, alice: TgUser, bob: TgUser, carol: TgUser, dave: TgUser
+):
+    """Whatever `RETENTION_DAYS` says, used or expired invitations and join attempts older than
+    an hour are forgotten daily, and a session note forgets after two days which chat and
+    message it came from (kept only to recognise a redelivery)."""
+    bot = agreed
+    assert bot.settings.retention_days is None
+    await bot.agree(carol)
+    await bot.send(alice, "/treatment")
+    await bot.send(bob, f"/guide join {await invite(bot, alice)}")  # used
+    await bot.send(bob, "/notes")
+    await bot.send(bob, "Calm at the end")
+    note_update = bot.last_update_id
+    await bot.send(carol, "/guide invite")  # expires in a day
+    await bot.send(dave, f"/guide join {WRONG_CODE}")
+    bot.clock.advance(timedelta(minutes=61))
+    await bot.send(dave, f"/guide join {WRONG_CODE}")  # within the hour: kept
+    await run_daily_job(bot)
+    with bot.session() as session:
+        assert len(session.scalars(select(GuideInvite)).all()) == 1  # the unused, unexpired
+        assert len(session.scalars(select(GuideJoinAttempt)).all()) == 1
+        note = session.scalars(select(SessionNote)).one()
+        assert (note.chat_hash, note.message_id) != (None, None)
+    # A redelivery within the two days is recognised, not noted twice.
+    await bot.redeliver(bob, note_update)
+    with bot.session() as session:
+        assert len(session.scalars(select(SessionNote)).all()) == 1
+    bot.clock.advance(timedelta(days=2))
+    await run_daily_job(bot)
+    with bot.session() as session:
+        assert session.scalars(select(GuideInvite)).all() == []
+        assert session.scalars(select(GuideJoinAttempt)).all() == []
+        note = session.scalars(select(SessionNote)).one()
+        assert (note.text, note.chat_hash, note.message_id) == ("Calm at the end", None, None)
+
+
+def test_rights_classifies_every_table():
+    """`bot/rights.py` classifies every table, and a test fails for a table added without a
+    retention date or a reason why it holds no one's content."""
+    tables = {table.name for table in Base.metadata.sorted_tables}
+    assert set(RETAINED) | set(NOT_CONTENT) == tables
+    assert set(RETAINED) & set(NOT_CONTENT) == set()
+    for name, retained in RETAINED.items():
+        columns = Base.metadata.tables[name].c
+        assert retained.by, name
+        assert all(c in columns for c in retained.by), name
+        assert retained.rule
+    assert all(reason for reason in NOT_CONTENT.values())
+    # The date columns retention goes by are plain, so the database can compare them.
+    assert [
+        f"{name}.{c}"
+        for name, retained in RETAINED.items()
+        for c in retained.by
+        if is_encrypted(Base.metadata.tables[name].c[c].type)
+    ] == []
+
+
+# Crisis language.
+
+
+async def test_crisis_language_gets_resources_first_and_the_entry_is_still_saved(
+    agreed: Harness, alice: TgUser
+):
+    """Any text (an entry, an answer, a caption, an intention, an edit) that expresses suicidal
+    thoughts, wanting to die, self-harm or a medical emergency gets, at once and before anything
+    else, a warm reply with crisis resources for the patient's country; the entry is still
+    saved."""
+    bot = agreed
+    await bot.send(alice, "/timezone Europe/London")
+    entry = await bot.send(alice, "I don't want to be alive anymore")
+    assert entry[0].startswith(CRISIS_OPENING)
+    assert "<b>Samaritans</b>: call 116 123" in entry[0]  # the time zone's country: GB
+    assert entry[1:] == ["Saved in your journal."]
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)
+    answer = await bot.send(alice, "I cut myself again last night")
+    assert answer[0].startswith(CRISIS_OPENING)
+    assert answer[1] == "Thank you. Saved as your answer to <i>Check-in</i>."
+    photo = [{"file_id": "p", "file_unique_id": "u", "width": 1, "height": 1}]
+    caption = messages(await bot.send_update(alice, photo=photo, caption="I took all my pills"))
+    assert (caption[0].text or "").startswith(CRISIS_OPENING)
+    assert caption[1].text == "Saved your photo in your journal."
+    intention = await bot.send(alice, "/intention I want to kill myself")
+    assert intention[0].startswith(CRISIS_OPENING)
+    assert intention[1].startswith("Your intention is set")
+    with bot.session() as session:
+        texts = session.scalars(select(Entry.text).order_by(Entry.id)).all()
+        pending = session.scalars(select(Patient.pending_intention)).one()
+    assert texts == [
+        "I don't want to be alive anymore",
+        "I cut myself again last night",
+        "I took all my pills",
+    ]
+    assert pending == "I want to kill myself"
+
+
+async def test_resources_come_from_the_operators_file_for_the_patients_country(
+    settings: Settings, fake: FakeTelegram, clock: FakeClock, tmp_path: Path, alice: TgUser
+):
+    """The resources are in `prompts/crisis_resources.toml` (operators edit it); the country is
+    `/country` or the time zone's."""
+    prompts = tmp_path / "prompts"
+    shutil.copytree(REPO_PROMPTS, prompts)
+    resources = prompts / "crisis_resources.toml"
+    original = resources.read_text(encoding="utf-8")
+    assert "116 123" in original
+    resources.write_text(original.replace("116 123", "0100 200 300"), encoding="utf-8")
+    bot = Harness(settings.model_copy(update={"prompts_dir": prompts}), fake, clock)
+    await bot.start()
+    try:
+        await bot.agree(alice)
+        await bot.send(alice, "/timezone Europe/London")
+        [by_zone] = await bot.send(alice, "/crisis")
+        assert "0100 200 300" in by_zone
+        assert "116 123" not in by_zone
+        await bot.send(alice, "/country US")
+        [by_country] = await bot.send(alice, "/crisis")
+        assert "call or text 988" in by_country
+        assert "0100 200 300" not in by_country
+    finally:
+        await bot.stop()
+
+
+async def test_crisis_shows_resources_and_every_page_has_the_button(
+    agreed: Harness, alice: TgUser
+):
+    """`/crisis` shows them any time, and every prompt, journal page and treatment page carries
+    a **Talk to someone now** button that shows them in one tap."""
+    bot = agreed
+    [contacts] = await bot.send(alice, "/crisis")
+    assert contacts.startswith(CRISIS_CONTACTS)
+    await bot.send(alice, "/treatment")
+    await bot.send(alice, "a first entry")
+    pages = [await bot.next_prompt(alice) for _ in range(3)]
+    pages.append(messages(await bot.send_raw(alice, "/journal"))[-1])
+    pages.append(messages(await bot.send_raw(alice, "/journal 1"))[-1])
+    for page in pages:
+        rows = page.params["reply_markup"]["inline_keyboard"]
+        labels = {b["text"]: b["callback_data"] for row in rows for b in row}
+        assert labels.get("Talk to someone now") == SUPPORT, page.text
+    for page in pages:
+        [shown] = messages(await bot.press(alice, page.message_id, SUPPORT))
+        assert shown.text == contacts
+
+
+async def test_the_crisis_reply_goes_before_other_patients_waiting_messages(
+    settings: Settings, fake: FakeTelegram, clock: FakeClock, alice: TgUser
+):
+    """The reply goes out before any other patient's waiting messages."""
+    # Telegram-like limits: each chat one message every three seconds, so a flooding chat's
+    # later acknowledgements wait their turn.
+    limited = settings.model_copy(
+        update={"rate_limit_overall": 30, "rate_limit_per_chat": 1 / 3, "rate_limit_chat_burst": 1}
+    )
+    bot = Harness(limited, fake, clock)
+    await bot.start()
+    try:
+        flooders = [TgUser(id=5000 + n, first_name=f"F{n}") for n in range(12)]
+        with bot.session() as session, session.begin():
+            for user in [*flooders, alice]:
+                session.add(
+                    Patient(
+                        telegram_user_id=user.id,
+                        chat_id=user.id,
+                        first_name=user.first_name,
+                        consented_at=clock.now - timedelta(days=1),
+                        created_at=clock.now - timedelta(days=1),
+                    )
+                )
+        start = len(fake.sent())
+        waiting = [fake.text_update(user, f"flood {n}") for user in flooders for n in range(2)]
+
+        def saved() -> list[ApiRequest]:
+            return [
+                r
+                for r in fake.sent()[start:]
+                if r.text == "Saved in your journal." and r.chat_id != alice.id
+            ]
+
+        # Each flooding chat has had its first acknowledgement; the others are waiting.
+        assert await fake.wait_until(lambda: len(saved()) >= len(flooders), 10)
+        crisis = fake.text_update(alice, "i cant do this anymore i want to die")
+        await bot.wait_handled(crisis)
+        sent = fake.sent()[start:]
+        [reply_at] = [
+            i
+            for i, r in enumerate(sent)
+            if r.chat_id == alice.id and (r.text or "").startswith(CRISIS_OPENING)
+        ]
+        # Before it, only the first acknowledgement of each flooding chat.
+        assert len([r for r in sent[:reply_at] if r.text == "Saved in your journal."]) == len(
+            flooders
+        )
+        for update_id in waiting:
+            await bot.wait_handled(update_id)
+        assert len(saved()) == 2 * len(flooders)
+    finally:
+        await bot.stop()
+
+
+async def test_a_very_low_mood_gets_a_gentle_check_in_whatever_the_words(
+    agreed: Harness, alice: TgUser
+):
+    """A mood of 1 or 2 (from `/mood`, a scale prompt's button or a number typed in answer to
+    it) gets, whatever words come with it, a gentle check-in with the same button."""
+    bot = agreed
+    ask = messages(await bot.send_raw(alice, "/mood"))[0]
+    pressed = messages(await bot.press(alice, ask.message_id, "mood:1"))
+    assert pressed[-1].text == LOW_MOOD_CHECK_IN.format(value=1)
+    assert callbacks(pressed[-1]) == [SUPPORT]
+    # Cheerful words with it change nothing: the check-in comes with them too.
+    words = messages(await bot.send_raw(alice, "all good really, lovely day"))
+    assert [r.text for r in words] == [
+        "Added as the note to your mood (1 out of 10).",
+        LOW_MOOD_CHECK_IN.format(value=1),
+    ]
+    assert callbacks(words[-1]) == [SUPPORT]
+    await bot.send(alice, "/treatment")
+    await bot.next_prompt(alice)  # the check-in
+    await bot.send(alice, "fine")
+    scale = await bot.next_prompt(alice)  # how do you feel, 1-10
+    two = [d for d in callbacks(scale) if d.endswith(":2")]
+    assert two, callbacks(scale)
+    button = messages(await bot.press(alice, scale.message_id, two[0]))
+    assert button[-1].text == LOW_MOOD_CHECK_IN.format(value=2)
+    assert callbacks(button[-1]) == [SUPPORT]
+    await bot.next_prompt(alice)  # the reflection
+    await bot.send(alice, "it was a lot")
+    await bot.next_prompt(alice)  # day two
+    await bot.send(alice, "calmer today")
+    await bot.next_prompt(alice)  # the day-three scale
+    typed = messages(await bot.send_raw(alice, "1"))
+    assert typed[-1].text == LOW_MOOD_CHECK_IN.format(value=1)
+    assert callbacks(typed[-1]) == [SUPPORT]
+
+
+async def test_only_text_the_patient_wrote_is_checked(agreed: Harness, alice: TgUser):
+    """Only text the patient wrote is checked: a command's own name and the arguments of
+    commands such as `/goal done 2` or `/quiet 22:00-07:00` are not, the words after
+    `/intention`, `/notes` and `/goal add` are."""
+    bot = agreed
+    words = "i want to kill myself"
+    for command in (f"/goal done {words}", f"/quiet {words}"):
+        replies = await bot.send(alice, command)
+        assert len(replies) == 1, command
+        assert CRISIS_OPENING not in replies[0], command
+    await bot.send(alice, "/treatment")
+    for command in (f"/intention {words}", f"/notes {words}", f"/goal add {words}"):
+        replies = await bot.send(alice, command)
+        assert replies[0].startswith(CRISIS_OPENING), command
+        assert len(replies) == 2, command
+
+
+def test_crisis_measure_reports_precision_and_recall_on_a_labelled_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """`python -m bot crisis measure FILE` reports precision and recall on any labelled set."""
+    from bot.crisis import is_crisis
+
+    rows = [
+        ("crisis", "suicide", "i want to die tonight"),
+        ("crisis", "self_harm", "i cut myself again last night"),
+        ("crisis", "medical", "i took all my pills and my chest hurts"),
+        ("safe", "-", "the old me died in that session and it felt freeing"),
+        ("safe", "-", "a calm walk by the river"),
+        ("safe", "-", "i am dying to try yoga"),
+    ]
+    labelled = tmp_path / "mine.tsv"
+    labelled.write_text(
+        "# label<TAB>category<TAB>text\n" + "".join("\t".join(r) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    alarms = [(label == "crisis", is_crisis(text)) for label, _, text in rows]
+    hits = sum(crisis and alarm for crisis, alarm in alarms)
+    precision = hits / max(sum(alarm for _, alarm in alarms), 1)
+    recall = hits / 3
+    capsys.readouterr()
+    assert cli.main(["crisis", "measure", str(labelled)]) == 0
+    assert capsys.readouterr().out == (
+        f"6 messages, 3 crisis: precision {precision:.3f}, recall {recall:.3f}\n"
+    )
+    assert hits > 0
+
+
+# Logs.
+
+
+async def test_no_message_text_answer_intention_name_or_token_is_logged(
+    agreed: Harness,
+    alice: TgUser,
+    bob: TgUser,
+    caplog: pytest.LogCaptureFixture,
+    restore_logging: None,
+):
+    """No message text, answer, intention, name or the bot token is logged at any level: our
+    modules log ids only, and python-telegram-bot, httpx, SQLAlchemy and the scheduler are kept
+    at INFO or above even with `LOG_LEVEL=DEBUG` (their debug output carries update bodies, SQL
+    parameters and URLs with the token)."""
+    bot = agreed
+    cli.configure_logging("DEBUG")
+    for name in ("telegram", "httpx", "httpcore", "sqlalchemy", "apscheduler"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO, name
+    caplog.set_level(logging.DEBUG, logger="bot")
+    caplog.set_level(logging.DEBUG)
+    cli.configure_logging("DEBUG")  # caplog lowered the root; the libraries stay above it
+    await use_every_feature(bot, alice, bob)
+    await bot.send(alice, "I want to die")
+    await bot.send(alice, "/journal search river")
+    logged = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert any(r.name.startswith("bot") for r in caplog.records)
+    secrets = [w for w in SECRET_WORDS.values() if len(w) >= 5] + [
+        "I want to die",
+        bot.settings.telegram_bot_token.get_secret_value(),
+    ]
+    assert [s for s in secrets if s in logged] == []
+
+
+async def test_a_crisis_reply_is_logged_with_no_id(
+    agreed: Harness, alice: TgUser, caplog: pytest.LogCaptureFixture
+):
+    """A crisis reply is logged as "sent crisis resources", with no chat, user or update id, so
+    a log never ties a Telegram identity to crisis language."""
+    caplog.set_level(logging.DEBUG, logger="bot")
+    replies = await agreed.send(alice, "i cant do this anymore i want to die")
+    assert replies[0].startswith(CRISIS_OPENING)
+    update_id = agreed.last_update_id
+    crisis = [r for r in caplog.records if "crisis" in r.getMessage()]
+    assert [r.getMessage() for r in crisis] == ["sent crisis resources"]
+    [line] = crisis
+    assert not line.args
+    ids = {str(alice.id), str(update_id)}
+    assert [i for i in ids if i in line.getMessage()] == []
+    assert not any(hasattr(line, name) for name in ("chat_id", "user_id", "update_id"))
