@@ -37,6 +37,16 @@ def bob() -> TgUser:
 
 
 @pytest.fixture
+def carol() -> TgUser:
+    return TgUser(id=1003, first_name="Carol")
+
+
+@pytest.fixture
+def dave() -> TgUser:
+    return TgUser(id=1004, first_name="Dave")
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     # A Wednesday afternoon in Berlin (UTC+1 in winter).
     return FakeClock(datetime(2026, 11, 25, 13, 0, tzinfo=UTC))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from bot.db.models import SessionNote
@@ -13,11 +12,6 @@ from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 
 SECRET = "ALICEPRIVATEGARDEN"
-
-
-@pytest.fixture
-def carol() -> TgUser:
-    return TgUser(id=1003, first_name="Carol")
 
 
 async def invite(bot: Harness, user: TgUser) -> str:

@@ -8,35 +8,24 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from bot.db.crypto import Cipher, current_cipher, new_key
 from bot.db.migrate import upgrade_to_head
-from bot.db.models import Base, GuideInvite, GuideJoinAttempt, GuideLink, Patient, SessionNote
+from bot.db.models import GuideInvite, GuideJoinAttempt, GuideLink, Patient, SessionNote
 from bot.db.session import create_db_engine, create_session_factory
 from bot.keyboards import DELETE_NO, DELETE_YES, GUIDE_ANNOUNCE_OFF, GUIDE_ANNOUNCE_ON
-from bot.keys import key_file_for, rotate_keys
+from bot.keys import rotate_keys
+from tests.auxil.dump import key_in_use, raw_rows, tables_showing
 from tests.auxil.harness import Harness
 from tests.auxil.migrations import at_revision
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
 
 CODE = re.compile(r"<code>([A-Z0-9]{5}-[A-Z0-9]{5})</code>")
 WRONG_CODE = "WRONG-CODE2"
-
-
-@pytest.fixture
-def carol() -> TgUser:
-    return TgUser(id=1003, first_name="Carol")
-
-
-@pytest.fixture
-def dave() -> TgUser:
-    return TgUser(id=1004, first_name="Dave")
 
 
 async def invite(bot: Harness, user: TgUser) -> tuple[str, ApiRequest]:
@@ -48,6 +37,12 @@ async def invite(bot: Harness, user: TgUser) -> tuple[str, ApiRequest]:
     return match.group(1), reply
 
 
+def engine_of(bot: Harness) -> Engine:
+    assert bot.companion is not None
+    engine: Engine = bot.companion.sessions.kw["bind"]
+    return engine
+
+
 def buttons(request: ApiRequest) -> list[tuple[str, str]]:
     rows = request.params.get("reply_markup", {}).get("inline_keyboard", [])
     return [(button["text"], button["callback_data"]) for row in rows for button in row]
@@ -55,48 +50,6 @@ def buttons(request: ApiRequest) -> list[tuple[str, str]]:
 
 def texts_to(bot: Harness, user: TgUser, since: int = 0) -> list[str]:
     return [r.text or "" for r in bot.fake.sent(user.id)[since:]]
-
-
-def raw_rows(bot: Harness) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every table as the database holds it: what a dump shows."""
-    assert bot.companion is not None
-    return raw_rows_in(bot.companion.sessions.kw["bind"])
-
-
-def raw_rows_in(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    rows = {}
-    with engine.connect() as connection:
-        for table in Base.metadata.sorted_tables:
-            bare = sa.table(table.name, *(sa.column(c.name) for c in table.columns))
-            rows[table.name] = [dict(row) for row in connection.execute(select(bare)).mappings()]
-    return rows
-
-
-def tables_showing(bot: Harness, telegram_id: int) -> set[str]:
-    """The tables where a value is this id, plainly (as a number, text, or a rate-limit key)."""
-    assert bot.companion is not None
-    return tables_showing_in(bot.companion.sessions.kw["bind"], telegram_id)
-
-
-def tables_showing_in(engine: Engine, telegram_id: int) -> set[str]:
-    wanted = {telegram_id, str(telegram_id)}
-    return {
-        table
-        for table, rows in raw_rows_in(engine).items()
-        for row in rows
-        for value in row.values()
-        if value in wanted or (isinstance(value, str) and value.endswith(f":{telegram_id}"))
-    }
-
-
-def key_in_use(bot: Harness) -> str:
-    """The key the bot writes with: DATA_KEYS on PostgreSQL, else the key file it created."""
-    if bot.settings.data_keys is not None:
-        return bot.settings.data_keys.get_secret_value()
-    assert bot.companion is not None
-    key_file = key_file_for(bot.companion.sessions.kw["bind"])
-    assert key_file is not None
-    return key_file.read_text(encoding="ascii").strip()
 
 
 # Announcements of treatments are the patient's choice.
@@ -199,8 +152,8 @@ async def test_a_database_dump_shows_no_guides_telegram_id(
     await bot.send(bob, "/guide join NOPE1-NOPE1")
     # Only the inbox, which keeps each chat's updates in order for two days, holds Bob's chat id
     # (without the update itself once handled).
-    assert tables_showing(bot, bob.id) == {"inbox"}
-    rows = raw_rows(bot)
+    assert tables_showing(engine_of(bot), bob.id) == {"inbox"}
+    rows = raw_rows(engine_of(bot))
     [link] = rows["guide_links"]
     assert link["guide_user_hash"] in current_cipher().lookup_hashes(str(bob.id))
     assert str(link["guide_user_id"]).startswith("gAAAAA")
@@ -226,7 +179,7 @@ async def test_a_guide_still_reaches_their_patients_through_a_key_rotation(
     code, _ = await invite(bot, alice)
     await bot.send(bob, f"/guide join {code}")
     await bot.send(alice, "/treatment")
-    old, new = key_in_use(bot), new_key()
+    old, new = key_in_use(bot.settings), new_key()
     await bot.stop()
     # A new key first, the old one still there (before `keys rotate` has run): the links
     # written under the old key still match, and new ones are written under the new key.
@@ -315,7 +268,7 @@ async def test_it_refuses_every_code_after_five_failed_attempts_in_an_hour(
     [joined] = await bot.send(dave, f"/guide join {code}")
     assert joined.startswith("You're now linked to <b>Alice</b> as their guide.")
     # The attempts name no one: only the keyed hash of each person's id.
-    assert tables_showing(bot, dave.id) == {"inbox"}
+    assert tables_showing(engine_of(bot), dave.id) == {"inbox"}
 
 
 # A guide's /delete.
@@ -396,7 +349,7 @@ async def test_a_guide_who_never_was_a_patient_deletes_everything_and_patients_a
     assert texts_to(bot, alice, alice_before) == [left]
     assert texts_to(bot, carol, carol_before) == [left]
     assert bobs_traces(bot, bob) == {"links": 0, "attempts": 0, "notes_naming_him": 0}
-    assert tables_showing(bot, bob.id) <= {"inbox"}
+    assert tables_showing(engine_of(bot), bob.id) <= {"inbox"}
     with bot.session() as session:
         assert [(n.author, n.text) for n in session.scalars(select(SessionNote))] == [
             ("guide", "Calm at the end")
@@ -432,7 +385,7 @@ async def test_a_patient_who_is_also_a_guide_deletes_both_roles(
     ]
     assert texts_to(bot, alice, alice_before)[0].startswith("<b>Bob</b> has left the companion")
     assert bobs_traces(bot, bob) == {"links": 0, "attempts": 0, "notes_naming_him": 0}
-    assert tables_showing(bot, bob.id) <= {"inbox"}
+    assert tables_showing(engine_of(bot), bob.id) <= {"inbox"}
     with bot.session() as session:
         assert [n.text for n in session.scalars(select(SessionNote))] == ["Calm at the end"]
 
@@ -494,5 +447,5 @@ def test_it_migrates_guides_ids_notes_and_invites_to_keyed_hashes(tmp_path: Path
         assert patient.pending_intention == "Be gentle"
         assert patient.pending_intention_at is not None
         assert patient.announce_treatments is False
-    assert tables_showing_in(engine, 1002) == set()
+    assert tables_showing(engine, 1002) == set()
     engine.dispose()

@@ -20,6 +20,7 @@ from bot.db.migrate import upgrade_to_head
 from bot.db.models import InboxUpdate, Patient, Practice
 from bot.db.session import create_db_engine, create_session_factory
 from bot.keys import encrypted_tables, key_file_for, rotate_keys
+from tests.auxil.dump import key_in_use
 from tests.auxil.filled import (
     CRASHED_UPDATE,
     fill_every_encrypted_column,
@@ -40,15 +41,6 @@ def key_file(settings: Settings) -> Path | None:
     engine = create_db_engine(settings.database_url)
     engine.dispose()
     return key_file_for(engine)
-
-
-def key_in_use(settings: Settings) -> str:
-    """The key the bot wrote with: DATA_KEYS on PostgreSQL, else the key file it created."""
-    if settings.data_keys is not None:
-        return settings.data_keys.get_secret_value()
-    path = key_file(settings)
-    assert path is not None
-    return path.read_text(encoding="ascii").strip()
 
 
 async def exported(bot: Harness, user: TgUser) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from bot.db.session import create_db_engine
 from bot.keyboards import DELETE_YES, GUIDE_ANNOUNCE_ON, SUPPORT
 from bot.keys import key_file_for, rotate_keys
 from bot.rights import NOT_CONTENT, RETAINED
+from tests.auxil.dump import key_in_use, raw_rows, tables_showing
 from tests.auxil.filled import (
     MOOD,
     PRACTICE_MINUTES,
@@ -90,16 +91,6 @@ def readme_section() -> str:
 # Helpers.
 
 
-@pytest.fixture
-def carol() -> TgUser:
-    return TgUser(id=1003, first_name="Carol")
-
-
-@pytest.fixture
-def dave() -> TgUser:
-    return TgUser(id=1004, first_name="Dave")
-
-
 def messages(requests: list[ApiRequest]) -> list[ApiRequest]:
     return [r for r in requests if r.method == "sendMessage"]
 
@@ -122,38 +113,6 @@ def engine_of(bot: Harness) -> Engine:
     assert bot.companion is not None
     engine: Engine = bot.companion.sessions.kw["bind"]
     return engine
-
-
-def raw_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every table as the database holds it, read without the models' types."""
-    rows = {}
-    with engine.connect() as connection:
-        for table in Base.metadata.sorted_tables:
-            bare = sa.table(table.name, *(sa.column(c.name) for c in table.columns))
-            rows[table.name] = [dict(row) for row in connection.execute(select(bare)).mappings()]
-    return rows
-
-
-def tables_showing(engine: Engine, telegram_id: int) -> set[str]:
-    """The tables where some value is this id, plainly."""
-    wanted = {telegram_id, str(telegram_id)}
-    return {
-        table
-        for table, rows in raw_rows(engine).items()
-        for row in rows
-        for value in row.values()
-        if value in wanted or (isinstance(value, str) and value.endswith(f":{telegram_id}"))
-    }
-
-
-def key_in_use(settings: Settings) -> str:
-    if settings.data_keys is not None:
-        return settings.data_keys.get_secret_value()
-    engine = create_db_engine(settings.database_url)
-    engine.dispose()
-    key_file = key_file_for(engine)
-    assert key_file is not None
-    return key_file.read_text(encoding="ascii").strip()
 
 
 async def exported(bot: Harness, user: TgUser) -> dict[str, Any]:

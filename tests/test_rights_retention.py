@@ -45,16 +45,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"retention_days": RETENTION_DAYS})
 
 
-@pytest.fixture
-def carol() -> TgUser:
-    return TgUser(id=1003, first_name="Carol")
-
-
-@pytest.fixture
-def dave() -> TgUser:
-    return TgUser(id=1004, first_name="Dave")
-
-
 async def invite(bot: Harness, user: TgUser) -> str:
     [code] = [
         match.group(1)
