@@ -59,8 +59,11 @@ def migrate() -> int:
     from bot.keys import open_cipher
 
     engine = create_db_engine(settings.database_url)
-    use_cipher(open_cipher(settings, engine))
-    upgrade_to_head(engine)
+    try:
+        use_cipher(open_cipher(settings, engine))
+        upgrade_to_head(engine)
+    finally:
+        engine.dispose()
     print("The database schema is up to date.")
     return 0
 
@@ -73,8 +76,11 @@ def status() -> int:
 
     # Counts only: no key is needed, and nothing encrypted is read.
     engine = create_db_engine(settings.database_url)
-    with create_session_factory(engine)() as session:
-        print(format_status(read_status(session, datetime.now(UTC))))
+    try:
+        with create_session_factory(engine)() as session:
+            print(format_status(read_status(session, datetime.now(UTC))))
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -92,12 +98,17 @@ def keys(action: str) -> int:
     from bot.keys import open_cipher, rotate_keys
 
     engine = create_db_engine(settings.database_url)
-    cipher = open_cipher(settings, engine)
-    use_cipher(cipher)
-    upgrade_to_head(engine)
-    changed = rotate_keys(
-        engine, cipher, progress=lambda table, rows: print(f"{table}: {rows} row(s)", flush=True)
-    )
+    try:
+        cipher = open_cipher(settings, engine)
+        use_cipher(cipher)
+        upgrade_to_head(engine)
+        changed = rotate_keys(
+            engine,
+            cipher,
+            progress=lambda table, rows: print(f"{table}: {rows} row(s)", flush=True),
+        )
+    finally:
+        engine.dispose()
     print(f"Re-encrypted {changed} row(s) under the newest key.")
     return 0
 
