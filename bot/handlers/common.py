@@ -107,17 +107,25 @@ async def remove_buttons(query: CallbackQuery) -> None:
             raise
 
 
+async def usable_button(query: CallbackQuery, res: Companion) -> bool:
+    """A button pressed in the presser's own chat, on a message that still carries it;
+    otherwise they are told why nothing happens."""
+    if not pressed_in_own_chat(query):
+        await query.answer(res.label("not_yours"), show_alert=True)
+        return False
+    if not button_still_there(query):
+        await query.answer(res.label("bad_button"))
+        return False
+    return True
+
+
 async def pressed_by_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Pressed | None:
     """A button press from an agreed patient in their own chat; otherwise say why not."""
     query = update.callback_query
     if query is None:
         return None
     res = companion(context)
-    if not pressed_in_own_chat(query):
-        await query.answer(res.label("not_yours"), show_alert=True)
-        return None
-    if not button_still_there(query):
-        await query.answer(res.label("bad_button"))
+    if not await usable_button(query, res):
         return None
     with res.sessions.begin() as session:
         agreed = consented_patient(session, query.from_user.id) is not None

@@ -6,10 +6,9 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.handlers.common import (
-    button_still_there,
     consented_patient,
-    pressed_in_own_chat,
     remove_buttons,
+    usable_button,
 )
 from bot.keyboards import consent_keyboard
 from bot.localtime import TIMEZONE_EXAMPLES, describe_duration
@@ -56,11 +55,7 @@ async def consent(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if query is None or user is None:
         return
     res = companion(context)
-    if not pressed_in_own_chat(query):
-        await query.answer(res.label("not_yours"), show_alert=True)
-        return
-    if not button_still_there(query):
-        await query.answer(res.label("bad_button"))
+    if not await usable_button(query, res):
         return
     with res.sessions.begin() as session:
         patient = start_pending(session, user.id, user.id, res.clock())

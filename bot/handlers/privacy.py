@@ -10,11 +10,10 @@ from telegram.ext import ContextTypes
 
 from bot.guides import patients_of
 from bot.handlers.common import (
-    button_still_there,
     consented_patient,
     from_patient,
-    pressed_in_own_chat,
     remove_buttons,
+    usable_button,
 )
 from bot.keyboards import DELETE_YES, delete_keyboard
 from bot.resources import Companion, companion
@@ -61,11 +60,7 @@ async def delete_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if query is None:
         return
     res = companion(context)
-    if not pressed_in_own_chat(query):
-        await query.answer(res.label("not_yours"), show_alert=True)
-        return
-    if not button_still_there(query):
-        await query.answer(res.label("bad_button"))
+    if not await usable_button(query, res):
         return
     user_id = query.from_user.id
     patient, guiding = roles_of(res, user_id)
