@@ -52,11 +52,15 @@ from bot.weekly import claim_due_recaps, recap_sent
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 200
-BATCHES_PER_TICK = 25  # then weekly recaps get their turn, and the next tick goes on
+BATCH_SIZE = 200  # due prompts looked at a time
 # Enough to keep Telegram's 30 a second busy over a slow link, few enough that a patient's
 # reply, queued in the rate limiter behind them, still goes out within a second.
 IN_FLIGHT = 10
+# Prompts claimed a time: no more than go out well within a lease. A claim that runs out
+# while its prompt waits its turn here passes to another instance, and this one's send, if it
+# had begun, may then reach the patient late, after a later step.
+CLAIMED_AT_ONCE = 3 * IN_FLIGHT
+BATCHES_PER_TICK = 150  # then weekly recaps get their turn, and the next tick goes on
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=30)
 WEEKLY_RETRY = timedelta(minutes=5)
@@ -83,7 +87,9 @@ def claim_due(
 ) -> list[int]:
     """Claim the prompts to send now: at most one per patient, outside quiet hours, and at least
     `min_gap` after the patient's previous prompt. The others get a later due time."""
-    queries.release_expired_claims(session, now)
+    released = queries.release_expired_claims(session, now)
+    if released:
+        log.warning("claims on prompts %s ran out; they are due again", released)
     candidates = queries.due_prompts(session, now, BATCH_SIZE)
     last_sent = queries.last_sent_times(session, {patient.id for _, patient in candidates})
     chosen: list[int] = []
@@ -118,7 +124,9 @@ def claim_due(
             continue
         chosen.append(prompt.id)
         settled.add(patient.id)
-    return queries.claim_prompts(session, chosen, now + lease)
+    claimed = queries.claim_prompts(session, chosen[:CLAIMED_AT_ONCE], now + lease)
+    log.debug("claimed prompts %s until %s", claimed, now + lease)
+    return claimed
 
 
 def _finish(session: Session, prompt_id: int, claim: datetime, **values: object) -> bool:
@@ -179,15 +187,16 @@ def prepare(
 ) -> Outgoing | None:
     """Render a claimed prompt; a step gone from the schedule or a broken template fails it.
 
-    First the claim is renewed for a full lease, unless it ran out and another dispatcher took
-    the prompt over: then it is theirs to send, not ours."""
+    First the claim is renewed for a full lease and the attempt counted, unless the claim ran
+    out and another dispatcher took the prompt over: then it is theirs to send, not ours."""
     renewed = companion.clock() + timedelta(seconds=companion.settings.claim_lease_seconds)
     with companion.sessions.begin() as session:
-        if not queries.renew_claim(session, prompt_id, claim, renewed):
+        if not queries.begin_attempt(session, prompt_id, claim, renewed):
             log.warning(
                 "prompt %s: the claim ran out before it was sent; left to others", prompt_id
             )
             return None
+        log.debug("prompt %s: claim renewed until %s", prompt_id, renewed)
         claim = renewed
         prompt, patient, treatment = queries.prompt_with_patient(session, prompt_id)
         step = companion.schedule.step(prompt.step_key)
@@ -456,22 +465,27 @@ def _release(companion: Companion, prompt_id: int, claim: datetime) -> None:
         _finish(session, prompt_id, claim, status=PromptStatus.PENDING)
 
 
-async def _send_claimed(
+async def _start_sending(
     companion: Companion,
     bot: Bot,
     claimed: list[int],
     claim: datetime,
     report: DispatchReport,
     keep_going: Callable[[], bool],
+    sends: asyncio.TaskGroup,
+    in_flight: asyncio.Semaphore,
 ) -> None:
-    """Send claimed prompts, IN_FLIGHT at a time (they are for different patients); when the
-    bot is stopping, give back those not started yet."""
-    slots = asyncio.Semaphore(IN_FLIGHT)
+    """Send claimed prompts in `sends`, `in_flight` at a time with the batches before, and
+    return once each has begun: the next batch is claimed while these are on their way, and
+    no claim waits long for its turn. When the bot is stopping, those not begun are given
+    back."""
     with companion.sessions() as session:
         chats = queries.chats_of_prompts(session, claimed)
+    begun = [asyncio.Event() for _ in claimed]
 
-    async def send_one(prompt_id: int) -> None:
-        async with slots:
+    async def send_one(prompt_id: int, started: asyncio.Event) -> None:
+        async with in_flight:
+            started.set()
             if not keep_going():
                 _release(companion, prompt_id, claim)
                 return
@@ -481,9 +495,10 @@ async def _send_claimed(
                 # A bug must not cancel the others; this claim expires and is retried.
                 log.exception("prompt %s could not be sent", prompt_id)
 
-    async with asyncio.TaskGroup() as group:
-        for prompt_id in claimed:
-            group.create_task(send_one(prompt_id))
+    for prompt_id, started in zip(claimed, begun, strict=True):
+        sends.create_task(send_one(prompt_id, started))
+    for started in begun:
+        await started.wait()
 
 
 async def dispatch_due(
@@ -494,15 +509,21 @@ async def dispatch_due(
     report = DispatchReport()
     default_timezone = companion.settings.default_timezone
     lease = timedelta(seconds=companion.settings.claim_lease_seconds)
-    for _ in range(BATCHES_PER_TICK):
-        if not keep_going():
-            return report
-        with companion.sessions.begin() as session:
-            now = companion.clock()
-            claimed = claim_due(session, now, companion.schedule, default_timezone, report, lease)
-        if not claimed:
-            break
-        await _send_claimed(companion, bot, claimed, now + lease, report, keep_going)
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
+    async with asyncio.TaskGroup() as sends:
+        for _ in range(BATCHES_PER_TICK):
+            if not keep_going():
+                break
+            with companion.sessions.begin() as session:
+                now = companion.clock()
+                claimed = claim_due(
+                    session, now, companion.schedule, default_timezone, report, lease
+                )
+            if not claimed:
+                break
+            await _start_sending(
+                companion, bot, claimed, now + lease, report, keep_going, sends, in_flight
+            )
     if not keep_going():
         return report
     with companion.sessions.begin() as session:

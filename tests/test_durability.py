@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 
 import pytest
@@ -174,7 +175,10 @@ async def test_a_deferred_prompt_takes_the_patient_s_later_due_ones_with_it(
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(days=4))
     report = await bot.dispatch()
-    assert (len(report.sent), report.deferred) == (1, 1)
+    assert len(report.sent) == 1
+    # The next tick finds the first one sent, and the second due too soon after it.
+    report = await bot.dispatch()
+    assert (len(report.sent), report.deferred) == (0, 1)
     with bot.session() as session:
         pending = session.scalars(
             select(ScheduledPrompt).where(
@@ -216,6 +220,59 @@ async def test_no_prompt_of_a_patient_is_claimed_while_another_is_in_flight(
         assert queries.claim_prompts(session, [due[1]], bot.clock.now + lease) == []
     bot.clock.advance(lease)  # the first claim runs out: its dispatcher died
     assert (await bot.dispatch()).sent == [due[0]]
+
+
+def due_prompt_ids(bot: Harness) -> list[int]:
+    with bot.session() as session:
+        return list(
+            session.scalars(
+                select(ScheduledPrompt.id)
+                .where(
+                    ScheduledPrompt.status == PromptStatus.PENDING,
+                    ScheduledPrompt.due_at <= bot.clock.now,
+                )
+                .order_by(ScheduledPrompt.due_at, ScheduledPrompt.id)
+            )
+        )
+
+
+async def test_a_prompt_is_claimed_only_first_in_its_patients_line(agreed: Harness, alice: TgUser):
+    """However a dispatcher came to choose a patient's second prompt, it cannot claim it while
+    the first still waits."""
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(days=2))
+    assert bot.companion is not None
+    lease = timedelta(seconds=bot.settings.claim_lease_seconds)
+    first, second, *_ = due_prompt_ids(bot)
+    with bot.companion.sessions.begin() as session:
+        assert queries.claim_prompts(session, [second], bot.clock.now + lease) == []
+        assert queries.claim_prompts(session, [first], bot.clock.now + lease) == [first]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="row locks between dispatchers: PostgreSQL",
+)
+async def test_a_prompt_row_another_dispatcher_locked_does_not_hide_the_first_in_line(
+    agreed: Harness, alice: TgUser
+):
+    """On PostgreSQL another instance's due query may lock a prompt row and then skip it, its
+    patient being taken: that row lock lasts until its transaction ends. The due query locks
+    patients only, so this one still sees the patient's first prompt and chooses it, where
+    skipping the locked row made it claim the second (which went out before the first)."""
+    bot = agreed
+    await bot.send(alice, "/treatment")
+    bot.clock.advance(timedelta(days=2))
+    assert bot.companion is not None
+    first, *_ = due_prompt_ids(bot)
+    with bot.companion.sessions.begin() as other:
+        other.execute(
+            select(ScheduledPrompt.id).where(ScheduledPrompt.id == first).with_for_update()
+        )
+        with bot.companion.sessions.begin() as session:
+            candidates = queries.due_prompts(session, bot.clock.now, dispatch.BATCH_SIZE)
+            assert [prompt.id for prompt, _ in candidates][:1] == [first]
 
 
 async def test_it_retries_server_errors_then_records_a_failure(agreed: Harness, alice: TgUser):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -114,7 +115,7 @@ async def instances(
         "RATE_LIMIT_OVERALL": str(RATE),
         "WEBHOOK_URL": "https://companion.example.org/telegram",
         "WEBHOOK_SECRET": SECRET,
-        "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "DEBUG",
     }
     running = [Instance(n, env, tmp_path) for n in range(INSTANCES)]
     try:
@@ -184,6 +185,40 @@ def seed(session: Session, now: datetime) -> list[TgUser]:
                 )
         users.append(user)
     return users
+
+
+def story_of(
+    engine: Engine,
+    instances: list[Instance],
+    fake: FakeTelegram,
+    chats: dict[int, list[str]],
+    killed_at: float,
+) -> str:
+    """What the instances logged about these chats' prompts, and what the fake received."""
+    lines = []
+    with Session(engine) as session:
+        for chat_id in chats:
+            rows = session.execute(
+                select(ScheduledPrompt.id, ScheduledPrompt.step_key, Treatment.number)
+                .join(Patient, Patient.id == ScheduledPrompt.patient_id)
+                .join(Treatment, Treatment.id == ScheduledPrompt.treatment_id)
+                .where(Patient.chat_id == chat_id)
+            ).all()
+            names = {str(prompt_id): f"{step}/{number}" for prompt_id, step, number in rows}
+            mention = re.compile(r"\b(" + "|".join(names) + r")\b")
+            lines.append(f"chat {chat_id}: prompts {names}")
+            for n, instance in enumerate(instances):
+                for line in instance.log.read_text(errors="replace").splitlines():
+                    # The message, without its timestamps (whose digits could look like ids).
+                    ids = mention.findall(line.split(": ", 1)[-1].split(" until ")[0])
+                    if ids:
+                        lines.append(f"  [{n}] {line[:80]} ... {[names[i] for i in ids]}")
+            for r in fake.sent(chat_id):
+                lines.append(
+                    f"  fake +{r.received_at - killed_at:.2f}: {r.text!r} "
+                    f"{'delivered' if r.result is not None else 'refused'}"
+                )
+    return "\n".join(lines)
 
 
 def prompts_in(requests: list[ApiRequest]) -> set[tuple[int | None, str | None]]:
@@ -287,7 +322,7 @@ async def test_three_instances_share_the_work_through_a_kill(
         if text.startswith("Prompt ") and text not in by_chat[r.chat_id]:
             by_chat[r.chat_id].append(text)
     out_of_order = {user.id: by_chat[user.id] for user in users if by_chat[user.id] != expected}
-    assert out_of_order == {}
+    assert out_of_order == {}, story_of(engine, instances, fake, out_of_order, killed_at)
     with Session(engine) as session:
         entries = session.execute(
             select(Patient.chat_id, Entry.text).join(Patient).order_by(Entry.id)

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, Select, exists, func, select, union, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from bot.db.models import Entry, Patient, Practice, PromptStatus, ScheduledPrompt, Treatment
@@ -281,14 +292,19 @@ def count_due_prompts(
     )
 
 
-def release_expired_claims(session: Session, now: datetime) -> None:
-    """Claims whose lease ran out (their dispatcher died) become pending again."""
-    session.execute(
-        update(ScheduledPrompt)
-        .where(
-            ScheduledPrompt.status == PromptStatus.CLAIMED, ScheduledPrompt.claimed_until <= now
+def release_expired_claims(session: Session, now: datetime) -> list[int]:
+    """Claims whose lease ran out (their dispatcher died) become pending again; their ids."""
+    return list(
+        session.scalars(
+            update(ScheduledPrompt)
+            .where(
+                ScheduledPrompt.status == PromptStatus.CLAIMED,
+                ScheduledPrompt.claimed_until <= now,
+            )
+            .values(status=PromptStatus.PENDING, claimed_until=None)
+            .returning(ScheduledPrompt.id)
+            .execution_options(synchronize_session=False)
         )
-        .values(status=PromptStatus.PENDING, claimed_until=None)
     )
 
 
@@ -298,6 +314,19 @@ def no_prompt_of_patient_in_flight() -> ColumnElement[bool]:
     return ~exists().where(
         in_flight.patient_id == ScheduledPrompt.patient_id,
         in_flight.status == PromptStatus.CLAIMED,
+    )
+
+
+def first_in_line() -> ColumnElement[bool]:
+    """No pending prompt of the prompt's patient comes before it (by due time, then id)."""
+    earlier = aliased(ScheduledPrompt)
+    return ~exists().where(
+        earlier.patient_id == ScheduledPrompt.patient_id,
+        earlier.status == PromptStatus.PENDING,
+        or_(
+            earlier.due_at < ScheduledPrompt.due_at,
+            and_(earlier.due_at == ScheduledPrompt.due_at, earlier.id < ScheduledPrompt.id),
+        ),
     )
 
 
@@ -322,8 +351,10 @@ def due_prompts(
 ) -> Sequence[Row[ScheduledPrompt, Patient]]:
     statement = due_prompts_statement(now, limit)
     if skips_locked_rows(session):
-        # Instances claiming at once each get other patients, and none waits for another.
-        statement = statement.with_for_update(of=(ScheduledPrompt, Patient), skip_locked=True)
+        # Instances claiming at once each get other patients, and none waits for another. Only
+        # the patient is locked: a prompt row locked and skipped would hide that patient's
+        # first prompt from another instance, which would then claim their second.
+        statement = statement.with_for_update(of=Patient, skip_locked=True)
     return session.execute(statement).all()
 
 
@@ -347,12 +378,13 @@ def last_sent_times(session: Session, patient_ids: set[int]) -> dict[int, dateti
 
 
 def claim_prompts(session: Session, prompt_ids: list[int], lease_until: datetime) -> list[int]:
-    """Claim these prompts if still pending and their patient has none claimed; those another
-    dispatcher got first are left out.
+    """Claim these prompts if still pending, first in their patient's line, and their patient
+    has none claimed; those another dispatcher got first, or that another got ahead of, are
+    left out.
 
-    The second check is the due query's again: on PostgreSQL another instance may have claimed a
-    patient's earlier prompt and let go of its row locks while that query ran, and the claim is
-    where it shows (this statement reads what was committed when it began)."""
+    The checks are the due query's again, read afresh: on PostgreSQL another instance may have
+    claimed a patient's earlier prompt, or given one back, while that query ran, and the claim
+    is where it shows (this statement reads what was committed when it began)."""
     if not prompt_ids:
         return []
     claimed = session.scalars(
@@ -361,12 +393,9 @@ def claim_prompts(session: Session, prompt_ids: list[int], lease_until: datetime
             ScheduledPrompt.id.in_(prompt_ids),
             ScheduledPrompt.status == PromptStatus.PENDING,
             no_prompt_of_patient_in_flight(),
+            first_in_line(),
         )
-        .values(
-            status=PromptStatus.CLAIMED,
-            claimed_until=lease_until,
-            attempts=ScheduledPrompt.attempts + 1,
-        )
+        .values(status=PromptStatus.CLAIMED, claimed_until=lease_until)
         .returning(ScheduledPrompt.id)
         .execution_options(synchronize_session=False)
     )
@@ -396,8 +425,10 @@ def prompt_with_patient(
     return row[0], row[1], row[2]
 
 
-def renew_claim(session: Session, prompt_id: int, claim: datetime, until: datetime) -> bool:
-    """Extend our claim (named by its lease) to `until`; False if it is ours no longer."""
+def begin_attempt(session: Session, prompt_id: int, claim: datetime, until: datetime) -> bool:
+    """Extend our claim (named by its lease) to `until` and count one more attempt to send the
+    prompt; False if the claim is ours no longer. A claim that ran out before its send began
+    is no attempt: it does not bring the prompt nearer to failing."""
     result = session.execute(
         update(ScheduledPrompt)
         .where(
@@ -405,7 +436,7 @@ def renew_claim(session: Session, prompt_id: int, claim: datetime, until: dateti
             ScheduledPrompt.status == PromptStatus.CLAIMED,
             ScheduledPrompt.claimed_until == claim,
         )
-        .values(claimed_until=until)
+        .values(claimed_until=until, attempts=ScheduledPrompt.attempts + 1)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
