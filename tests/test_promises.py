@@ -1,7 +1,8 @@
 """The README's privacy and safety promises, one test per sentence: each test's docstring is a
 sentence of the README's "Privacy and safety" section, word for word, and the test proves it
 through the real bot, the database, the command line and the logs. The first test checks that
-every sentence quoted here is still in the README, so a promise and its proof cannot drift apart.
+every sentence quoted here is still in the README and that every sentence of the section is
+quoted here, so a promise and its proof cannot drift apart and no promise goes unproven.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import logging
 import os
 import re
 import shutil
+import socket
 import stat
+import subprocess
 import sys
+import time
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,12 +25,33 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
+from telegram import Update
 from telegram.ext import CallbackContext
 
 import bot.__main__ as cli
-from bot.app import build_companion, maintenance_job
+from bot import app as companion_app
+from bot.app import build_application, build_companion, maintenance_job
 from bot.config import Settings
-from bot.db.crypto import Cipher, DataKeyError, is_encrypted, is_token, new_key
+from bot.coordination import ChatLocks
+from bot.crisis import crisis_category, is_crisis
+from bot.crisis.features import (
+    WINDOW,
+    feature_id,
+    mark_negation,
+    position_features,
+    tokens,
+    windows,
+)
+from bot.crisis.model import MODEL_PATH, shipped_model, unpack
+from bot.crisis.training import DEV_SET, read_examples, training_sets
+from bot.db.crypto import (
+    Cipher,
+    DataKeyError,
+    EncryptedText,
+    is_encrypted,
+    is_token,
+    new_key,
+)
 from bot.db.models import (
     Base,
     Entry,
@@ -43,9 +68,11 @@ from bot.db.models import (
     Treatment,
     WeeklyRecap,
 )
-from bot.db.session import create_db_engine
-from bot.keyboards import DELETE_YES, GUIDE_ANNOUNCE_ON, SUPPORT
+from bot.db.session import create_db_engine, create_session_factory
+from bot.inbox import Inbox
+from bot.keyboards import CONSENT_AGREE, DELETE_YES, GUIDE_ANNOUNCE_ON, SUPPORT
 from bot.keys import key_file_for, rotate_keys
+from bot.resources import utc_now
 from bot.rights import NOT_CONTENT, RETAINED
 from tests.auxil.dump import key_in_use, raw_rows, tables_showing
 from tests.auxil.filled import (
@@ -60,8 +87,18 @@ from tests.auxil.filled import (
 from tests.auxil.harness import FakeClock, Harness
 from tests.conftest import REPO_PROMPTS
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
+from tests.test_process import BotProcess, to
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+# Written by sessions that never saw the crisis model; this module reads only the first, and
+# only through the model's own measuring code.
+HELD_OUT = ROOT / "tests" / "data" / "crisis_heldout.tsv"
+SECOND_HELD_OUT = ROOT / "tests" / "data" / "crisis_heldout2.tsv"
+PLAIN_COLUMNS = re.compile(r"<!-- plain-columns:start -->(.*?)<!-- plain-columns:end -->", re.S)
+PLAIN_LINE = re.compile(r"- `(\w+)`: ((?:`\w+`, )*`\w+`) — (\S.*)")
+# A bullet's or a paragraph's bold lead-in ("- **Guides.** "): it opens the sentence after it.
+LEAD_IN = re.compile(r"^(?:- )?(?:\*\*[^*]+\.\*\* )?")
 CODE = re.compile(r"<code>/guide join ([A-Z0-9]{5}-[A-Z0-9]{5})</code>")
 WRONG_CODE = "WRONG-CODE2"
 CRISIS_OPENING = "I'm really glad you told me."
@@ -81,11 +118,52 @@ def normalised(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def readme_section() -> str:
-    """The README's "Privacy and safety" section, up to the next heading, whitespace collapsed."""
+def raw_readme_section() -> str:
+    """The README's "Privacy and safety" section, up to the next heading, as written."""
     text = README.read_text(encoding="utf-8")
     start = text.index("\n## Privacy and safety\n")
-    return normalised(text[start : text.index("\n## ", start + 1)])
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def readme_section() -> str:
+    """The README's "Privacy and safety" section, whitespace collapsed."""
+    return normalised(raw_readme_section())
+
+
+def readme_sentences() -> list[str]:
+    """The section's sentences as the tests here quote them: split after a full stop that a
+    space and no small letter follow, the heading dropped, and a bullet's or a paragraph's bold
+    lead-in left to the sentence it opens. The list of plain columns is no prose: the test of
+    the sentence that announces it checks it line by line (plain_column_lines)."""
+    prose = PLAIN_COLUMNS.sub(" ", raw_readme_section())
+    prose = normalised(prose).removeprefix("## Privacy and safety")
+    return [LEAD_IN.sub("", s) for s in re.split(r"(?<=[.!?])\s+(?=[^a-z])", prose.strip())]
+
+
+def plain_column_lines() -> list[tuple[str, list[str], str]]:
+    """The README's list of plain columns: (table, columns, why) for each line. Fails on a line
+    of any other shape, so nothing else can stand between the markers unproven."""
+    [block] = PLAIN_COLUMNS.findall(raw_readme_section())
+    lines = []
+    for line in block.strip().splitlines():
+        match = PLAIN_LINE.fullmatch(line)
+        assert match, f"not - `table`: `column`, `column` — why: {line!r}"
+        lines.append((match[1], re.findall(r"`(\w+)`", match[2]), match[3]))
+    return lines
+
+
+def listed_plain_columns() -> set[tuple[str, str]]:
+    return {(table, column) for table, columns, _ in plain_column_lines() for column in columns}
+
+
+def plain_in(metadata: sa.MetaData) -> set[tuple[str, str]]:
+    """The (table, column) pairs of these models that are not stored encrypted."""
+    return {
+        (table.name, column.name)
+        for table in metadata.sorted_tables
+        for column in table.columns
+        if not is_encrypted(column.type)
+    }
 
 
 # Helpers.
@@ -127,6 +205,55 @@ async def run_daily_job(bot: Harness) -> None:
     await maintenance_job(CallbackContext(bot.app))
 
 
+async def run_daily_job_later(
+    bot: Harness, monkeypatch: pytest.MonkeyPatch, later: timedelta
+) -> None:
+    """The daily job as it runs `later` by the wall clock, which instances and rate-limit lanes
+    go by (the bot's clock, which the rest goes by, stays where it is)."""
+    now = utc_now()
+    with monkeypatch.context() as patched:
+        patched.setattr(companion_app, "utc_now", lambda: now + later)
+        await run_daily_job(bot)
+
+
+def as_one_of_several_instances(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot coordinates through the database as instances sharing one do (PostgreSQL):
+    chat leases and rate-limit lanes are rows, even on SQLite."""
+
+    def shared_locks(*args: Any, shared: bool, **kwargs: Any) -> ChatLocks:
+        return ChatLocks(*args, shared=True, **kwargs)
+
+    monkeypatch.setattr(companion_app, "ChatLocks", shared_locks)
+
+
+def stated(test: Any, pattern: str) -> str:
+    """A figure the README states, read from the sentence `test` quotes."""
+    match = re.search(pattern, normalised(test.__doc__ or ""))
+    assert match, f"{pattern!r} is not in the sentence {test.__name__} quotes"
+    return match[1]
+
+
+def held_out_alarms() -> list[tuple[bool, bool]]:
+    """For each message of the held-out set: whether it is a crisis, whether the model alarms.
+    Only these flags leave this function, never a message."""
+    return [(example.crisis, is_crisis(example.text)) for example in read_examples([HELD_OUT])]
+
+
+def git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+    )
+
+
+def commits_touching(path: Path) -> list[str]:
+    """The commits that changed the file, newest first."""
+    return git("log", "--format=%H", "--", str(path.relative_to(ROOT))).stdout.split()
+
+
+def is_git_checkout() -> bool:
+    return git("rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
+
+
 def use_cli_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, data_keys: str | None
 ) -> None:
@@ -154,20 +281,24 @@ def restore_logging() -> Any:
 # The promises.
 
 
-def test_every_promise_quoted_here_is_still_in_the_readme():
-    section = readme_section()
+def test_each_sentence_of_the_section_is_quoted_by_one_test_here():
+    sentences = readme_sentences()
     module = sys.modules[__name__]
     quoted = {
         name: normalised(function.__doc__ or "")
         for name, function in vars(module).items()
         if name.startswith("test_")
         and callable(function)
-        and name != "test_every_promise_quoted_here_is_still_in_the_readme"
+        and name != "test_each_sentence_of_the_section_is_quoted_by_one_test_here"
     }
-    assert len(quoted) > 20
+    assert len(sentences) > 40
+    assert len(set(sentences)) == len(sentences)
     assert [name for name, sentence in quoted.items() if not sentence] == []
-    assert {name: s for name, s in quoted.items() if s not in section} == {}
-    # One sentence each: no docstring quotes two, and no two tests prove the same one.
+    # Every quote is still a sentence of the README, whole: no docstring quotes two or half.
+    assert {name: s for name, s in quoted.items() if s not in sentences} == {}
+    # Every sentence of the section is quoted, so none goes unproven...
+    assert [s for s in sentences if s not in quoted.values()] == []
+    # ...and no two tests prove the same one.
     assert len(set(quoted.values())) == len(quoted)
 
 
@@ -237,21 +368,39 @@ async def test_everything_a_patient_or_telegram_produced_is_stored_encrypted(
     assert [w for w in words if w.encode() in on_disk] == []
 
 
+async def test_what_stays_plain_is_listed_column_by_column(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """What stays plain (ids, times, statuses, and the settings the scheduler needs) is listed
+    column by column below."""
+    lines = plain_column_lines()  # each line: - `table`: `column`, `column` — why
+    pairs = [(table, column) for table, columns, _ in lines for column in columns]
+    assert len(pairs) == len(set(pairs))  # each column once
+    listed = listed_plain_columns()
+    assert sorted(plain_in(Base.metadata) - listed) == [], "plain, but not listed"
+    assert sorted(listed - plain_in(Base.metadata)) == [], "listed, but not plain"
+    # What stays plain is none of what anyone wrote: after every feature has been used, no
+    # listed column of a dump holds a word of it.
+    bot = agreed
+    await use_every_feature(bot, alice, bob)
+    words = [w for w in SECRET_WORDS.values() if len(w) >= 5]
+    shown = [
+        f"{table}.{column}: {value}"
+        for table, rows in raw_rows(engine_of(bot)).items()
+        for row in rows
+        for column, value in row.items()
+        if (table, column) in listed and any(w in str(value) for w in words)
+    ]
+    assert shown == []
+
+
 async def test_only_the_listed_columns_are_plain_every_other_holds_fernet_tokens(
     agreed: Harness, alice: TgUser, bob: TgUser
 ):
     """Only these columns are stored plain; every other column holds Fernet tokens."""
     bot = agreed
     await fill_every_encrypted_column(bot, alice, bob)
-    block = re.search(
-        r"<!-- plain-columns:start -->(.*?)<!-- plain-columns:end -->", readme_section()
-    )
-    assert block
-    listed = {
-        (table, column)
-        for table, columns in re.findall(r"- `(\w+)`: ((?:`\w+`, )*`\w+`)", block[1])
-        for column in re.findall(r"`(\w+)`", columns)
-    }
+    listed = listed_plain_columns()
     assert ("entries", "created_at") in listed
     assert ("entries", "text") not in listed
     engine = create_db_engine(bot.settings.database_url)
@@ -286,6 +435,28 @@ async def test_only_the_listed_columns_are_plain_every_other_holds_fernet_tokens
         if (table.name, column.name) not in listed
     }
     assert unlisted - holding == set()
+
+
+def test_a_new_plain_column_is_caught_by_the_comparison_with_the_list():
+    """A test compares this list with the models, so no new plain column lands without being
+    listed here."""
+    listed = listed_plain_columns()
+    assert plain_in(Base.metadata) == listed
+    # The models grown by a plain column and an encrypted one: the comparison names the plain
+    # one, and only it.
+    grown = sa.MetaData()
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(grown)
+    grown.tables["entries"].append_column(sa.Column("summary", sa.Text()))
+    grown.tables["entries"].append_column(sa.Column("summary_sealed", EncryptedText()))
+    assert plain_in(grown) - listed == {("entries", "summary")}
+    assert listed - plain_in(grown) == set()
+    # A listed column the models no longer have is named too.
+    shrunk = sa.MetaData()
+    for table in Base.metadata.sorted_tables:
+        if table.name != "instances":
+            table.to_metadata(shrunk)
+    assert {table for table, _ in listed - plain_in(shrunk)} == {"instances"}
 
 
 async def test_keys_come_from_data_keys_the_first_encrypts_and_all_decrypt(
@@ -699,6 +870,39 @@ async def test_delete_asks_then_deletes_every_row_and_sends_nothing_more(
     assert "Do you agree?" in (await bot.send(alice, "/start"))[0]
 
 
+async def test_the_chats_updates_go_and_only_its_rate_limit_lane_stays_a_while(
+    settings: Settings,
+    fake: FakeTelegram,
+    clock: FakeClock,
+    alice: TgUser,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The chat's updates in `inbox` go with the rest; only an operational row keyed by the
+    chat stays a while: with several instances, the chat's rate-limit lane in `send_slots`, for
+    an hour."""
+    as_one_of_several_instances(monkeypatch)
+    bot = Harness(settings, fake, clock)
+    await bot.start()
+    try:
+        await bot.agree(alice)
+        await bot.send(alice, "/remind 08:00 walk")
+        await bot.send(alice, "A note before leaving")
+        [ask] = messages(await bot.send_raw(alice, "/delete"))
+        await bot.press(alice, ask.message_id, DELETE_YES)
+        engine = engine_of(bot)
+        assert tables_showing(engine, alice.id) == {"send_slots"}
+        # The chat's rate-limit lane: the daily job keeps it for an hour after her last
+        # message, and forgets it after.
+        lanes = [row["key"] for row in raw_rows(engine)["send_slots"]]
+        assert f"chat:{alice.id}" in lanes
+        await run_daily_job_later(bot, monkeypatch, timedelta(minutes=59))
+        assert "send_slots" in tables_showing(engine, alice.id)
+        await run_daily_job_later(bot, monkeypatch, timedelta(minutes=61))
+        assert "send_slots" not in tables_showing(engine, alice.id)
+    finally:
+        await bot.stop()
+
+
 async def guiding_alice_and_carol(bot: Harness, alice: TgUser, bob: TgUser, carol: TgUser) -> None:
     """Bob guides Alice and Carol, has noted Alice's session, and tried one wrong code."""
     await bot.agree(carol)
@@ -784,6 +988,35 @@ async def test_privacy_says_it_in_plain_words(bot: Harness, alice: TgUser):
         assert words in text
 
 
+async def test_telegram_keeps_its_own_copy_which_the_bot_leaves_alone(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Telegram keeps its own copy of the chat."""
+    bot = agreed
+    await use_every_feature(bot, alice, bob)
+    [ask] = messages(await bot.send_raw(alice, "/delete"))
+    assert (ask.text or "").endswith(
+        "The messages in this chat are Telegram's copy: you can clear the chat in Telegram "
+        "yourself."
+    )
+    confirmed = len(bot.fake.requests)
+    await bot.press(alice, ask.message_id, DELETE_YES)
+    # Deleting her data touches none of the chat's messages at Telegram: it only takes the
+    # buttons off the question and says it is done.
+    touched = [(r.method, r.params.get("message_id")) for r in bot.fake.requests[confirmed:]]
+    assert touched == [
+        ("answerCallbackQuery", None),
+        ("editMessageReplyMarkup", ask.message_id),
+        ("sendMessage", None),
+    ]
+    # Nor did anything before: no message deleted, no file fetched (the bot keeps Telegram's
+    # file ids; Telegram keeps the voice notes and photos themselves).
+    methods = {r.method for r in bot.fake.requests}
+    assert {"deleteMessage", "deleteMessages", "getFile"} & methods == set()
+    [privacy] = await bot.send(alice, "/privacy")
+    assert "Telegram keeps its own copy of this chat, as with any chat." in privacy
+
+
 # Guides.
 
 
@@ -838,6 +1071,67 @@ async def test_announcements_are_off_unless_chosen(agreed: Harness, alice: TgUse
     await bot.send(alice, "/treatment")
     assert texts_to(bot, bob, linked) == []
     assert (await exported(bot, alice))["guides_told_of_treatments"] is False
+
+
+async def test_a_guides_ids_are_encrypted_and_the_inbox_forgets_his_chat_in_two_days(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """The guide tables hold a guide's Telegram user and chat ids only encrypted; like anyone's,
+    the chat id of each update a guide sends stays plain in the inbox (`inbox`.`chat_id`,
+    listed below) until the update is forgotten, once handled, two days after it arrived."""
+    bot = agreed
+    await bot.send(bob, f"/guide join {await invite(bot, alice)}")
+    await bot.send(alice, "/treatment")
+    await bot.send(bob, "/notes Calm at the end")
+    await bot.send(bob, f"/guide join {WRONG_CODE}")
+    engine = engine_of(bot)
+    rows = raw_rows(engine)
+    guide_tables = {"guide_links", "guide_invites", "guide_join_attempts", "session_notes"}
+    assert all(rows[table] for table in guide_tables)
+    assert tables_showing(engine, bob.id) & guide_tables == set()
+    key = Cipher([key_in_use(bot.settings).encode()])
+    [link] = rows["guide_links"]
+    assert key.decrypt(link["guide_user_id"]) == key.decrypt(link["guide_chat_id"]) == str(bob.id)
+    # Like anyone's, his chat id is in the inbox, plainly and as listed, once for each update
+    # he sent, and nothing more of them: their words went when they were handled.
+    assert ("inbox", "chat_id") in listed_plain_columns()
+    his = [row for row in rows["inbox"] if row["chat_id"] == bob.id]
+    assert len(his) == 3
+    assert [row["raw"] for row in his] == [None] * 3
+    # And an update handled a day after it came: stored, then the process died before
+    # handling it, and started again a day later.
+    await bot.stop()
+    late = bot.fake.text_update(bob, "/help")
+    stored = create_db_engine(bot.settings.database_url)
+    try:
+        inbox = Inbox(create_session_factory(stored), bot.clock)
+        inbox.store([Update.de_json(bot.fake.withdraw(late), None)])
+    finally:
+        stored.dispose()
+    bot.clock.advance(timedelta(days=1))
+    await bot.start()
+    await bot.wait_handled(late)
+    with bot.session() as session:
+        his_rows = session.scalars(select(InboxUpdate).where(InboxUpdate.chat_id == bob.id))
+        handled = {row.update_id: row.received_at for row in his_rows if row.handled_at}
+    assert len(handled) == 4
+    # Each is forgotten two days after it arrived, the late one too (a day after it was
+    # handled): the daily job just before keeps it, the one just after forgets it.
+    for moment in sorted(set(handled.values())):
+        then = [update_id for update_id, at in handled.items() if at == moment]
+
+        def kept(ids: list[int]) -> list[int]:
+            with bot.session() as session:
+                return [i for i in ids if session.get(InboxUpdate, i) is not None]
+
+        bot.clock.set(moment.replace(tzinfo=UTC) + timedelta(days=2, minutes=-1))
+        await run_daily_job(bot)
+        assert kept(then) == then
+        bot.clock.set(moment.replace(tzinfo=UTC) + timedelta(days=2, minutes=1))
+        await run_daily_job(bot)
+        assert kept(then) == []
+    # (With several instances his rate-limit lane stays an hour by the wall clock: see above.)
+    assert tables_showing(engine, bob.id) - {"send_slots"} == set()
 
 
 async def test_who_guides_whom_is_matched_by_a_keyed_hash_a_dump_does_not_show(
@@ -1299,6 +1593,157 @@ async def test_only_text_the_patient_wrote_is_checked(agreed: Harness, alice: Tg
         assert len(replies) == 2, command
 
 
+async def test_detection_is_a_small_learned_linear_model_scored_over_windows(
+    agreed: Harness, alice: TgUser
+):
+    """Detection is a small learned model (`bot/crisis/`), not a list of phrases: a linear model
+    over words, word pairs and triples and the letter groups of longer words (so misspellings
+    weigh like the words they mean), with negation marked only over the few words it governs
+    ("im not ok i want to die" negates "ok"), scored over windows of sixteen words so that one
+    crisis sentence in a long diary entry is not drowned by the rest."""
+    model = shipped_model()
+    shipped = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    weights = unpack(shipped["weights"])
+    # Linear: a message's score is the bias plus the weights of its best window's features,
+    # and nothing else is looked up.
+    for text in ("i want to die", "I took all my pills", "a calm walk by the river"):
+        scored = model.score(text)
+        assert scored.score == pytest.approx(
+            float(shipped["bias"]) + sum(weights.get(f, 0.0) for f in scored.features)
+        )
+    # Over words, word pairs and triples, and the letter groups of longer words only.
+    [_, want, _, die] = position_features(["i", "want", "to", "die"])
+    for feature in ("w:want", "b:want to", "t:want to die", "c:<wa", "c:ant>"):
+        assert feature_id(feature) in want, feature
+    assert feature_id("w:die") in die
+    assert not {feature_id(f"c:{group}") for group in ("<di", "die", "ie>", "<die>")} & set(die)
+    # Each kind carries learned weight.
+    for feature in ("w:die", "b:to die", "t:want to die", "c:<kil"):
+        assert weights.get(feature_id(feature), 0.0) > 0, feature
+    # Misspellings weigh like the words they mean: each one-slip misspelling of the longer
+    # words of these messages (a letter dropped, doubled or two swapped) still alarms...
+    for message in ("i feel suicidal tonight", "i took an overdose of my pills"):
+        assert is_crisis(message)
+        for word in (w for w in message.split() if len(w) >= 5):
+            for i in range(1, len(word) - 1):
+                for slip in (
+                    word[:i] + word[i + 1 :],
+                    word[:i] + word[i] + word[i:],
+                    word[:i] + word[i + 1] + word[i] + word[i + 2 :],
+                ):
+                    assert is_crisis(message.replace(word, slip)), (message, slip)
+    # ...and the letter groups a misspelling the model never saw shares with its word weigh
+    # towards a crisis.
+    [suicidal], [misspelt] = position_features(["suicidal"]), position_features(["suisidle"])
+    shared = set(suicidal) & set(misspelt)
+    assert model.speller.mend("suisidle") == "suisidle"
+    assert shared
+    assert sum(weights.get(f, 0.0) for f in shared) > 0
+    # Negation is marked over the few words it governs, up to a clause's end.
+    assert mark_negation(tokens("im not ok i want to die")) == [
+        "im",
+        "not",
+        "~ok",
+        "i",
+        "want",
+        "to",
+        "die",
+    ]
+    bot = agreed
+    assert (await bot.send(alice, "im not ok i want to die"))[0].startswith(CRISIS_OPENING)
+    # Windows of sixteen words, covering every word.
+    assert WINDOW == 16
+    spans = list(windows(100))
+    assert [len(span) for span in spans[:-1]] == [16] * (len(spans) - 1)
+    assert set().union(*spans) == set(range(100))
+    # One crisis sentence in a long diary entry is not drowned by the rest.
+    day = (
+        "Today I walked by the river with my sister and we talked about the garden, the "
+        "weather and the cake we will bake on Sunday. "
+    ) * 6
+    assert len(tokens(day)) > 10 * WINDOW
+    assert await bot.send(alice, day + day) == ["Saved in your journal."]
+    entry = await bot.send(alice, day + "I want to kill myself. " + day)
+    assert entry[0].startswith(CRISIS_OPENING)
+    assert entry[1:] == ["Saved in your journal."]
+
+
+@pytest.mark.slow
+def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """It ships as `bot/crisis/model.json` (2 MB, loaded on first use, nothing downloaded), runs
+    in about 0.6 ms a message, and `python -m bot crisis train` rebuilds it byte for byte from
+    the labelled sets in `bot/crisis/training/` (about 6,000 messages, written by helper
+    sessions apart from every test set; a separate development set of 411 messages sets the
+    threshold: the lowest that keeps precision 0.9 there and alarms on at most 4 % of its safe
+    messages)."""
+    claim = test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
+    assert MODEL_PATH == ROOT / "bot" / "crisis" / "model.json"
+    assert round(MODEL_PATH.stat().st_size / 1e6) == int(stated(claim, r"\((\d+) MB,"))
+    # Loaded on first use, from the file: building the bot loads nothing, and the first
+    # message loads it with every connection refused.
+    shipped_model.cache_clear()
+    companion = build_companion(settings)
+    build_application(companion)
+    companion.sessions.kw["bind"].dispose()
+    assert shipped_model.cache_info().currsize == 0
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no network here")
+
+    with monkeypatch.context() as offline:
+        offline.setattr(socket.socket, "connect", refuse)
+        offline.setattr(socket, "getaddrinfo", refuse)
+        assert is_crisis("i want to die tonight")
+    assert shipped_model.cache_info().currsize == 1
+    # About 0.6 ms a message, over every labelled message (machines differ: within twice).
+    examples = read_examples(training_sets())
+    started = time.perf_counter()
+    for example in examples:
+        is_crisis(example.text)
+    per_message = (time.perf_counter() - started) / len(examples)
+    assert per_message * 1000 < 2 * float(stated(claim, r"runs in about ([\d.]+) ms"))
+    # About 6,000 labelled messages in bot/crisis/training/, which the shipped model says it
+    # was trained on.
+    assert {path.parent for path in training_sets()} == {ROOT / "bot" / "crisis" / "training"}
+    # (Counts are asserted, never the messages: a failure must not print a held-out one.)
+    labelled = len(examples)
+    assert round(labelled, -3) == int(stated(claim, r"\(about ([\d,]+) messages").replace(",", ""))
+    shipped = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    assert shipped["trained_on"]["messages"] == labelled
+    # Apart from the test sets: the held-out set shares at most ten short messages with them
+    # (the bound test_crisis.py keeps, and says why).
+    dev = read_examples([DEV_SET])
+    held_out = {example.text for example in read_examples([HELD_OUT])}
+    in_common = len(held_out & {example.text for example in [*examples, *dev]})
+    assert in_common <= 10
+    # The development set: separate, of that size, and its threshold the lowest that keeps
+    # the stated precision and share of false alarms there.
+    assert DEV_SET not in training_sets()
+    dev_size = len(dev)
+    assert dev_size == int(stated(claim, r"development set of (\d+) messages"))
+    precision = float(stated(claim, r"keeps precision ([\d.]+) there"))
+    share = int(stated(claim, r"at most (\d+) % of its safe")) / 100
+    model = shipped_model()
+    scored = [(model.score(example.text), example.crisis) for example in dev]
+    safe = sum(not crisis for _, crisis in scored)
+
+    def keeps(threshold: float) -> bool:
+        alarmed = [crisis for s, crisis in scored if s.score >= threshold and s.evidence > 0]
+        false_alarms = len(alarmed) - sum(alarmed)
+        return sum(alarmed) >= precision * len(alarmed) and false_alarms <= share * safe
+
+    assert keeps(model.threshold)
+    lower = [s.score for s, _ in scored if s.evidence > 0 and s.score < model.threshold]
+    assert not keeps(max(lower))
+    # `python -m bot crisis train` rebuilds it byte for byte.
+    rebuilt = tmp_path / "model.json"
+    monkeypatch.setattr("bot.crisis.model.MODEL_PATH", rebuilt)
+    assert cli.main(["crisis", "train"]) == 0
+    assert rebuilt.read_bytes() == MODEL_PATH.read_bytes()
+
+
 def test_crisis_measure_reports_precision_and_recall_on_a_labelled_set(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
@@ -1328,6 +1773,165 @@ def test_crisis_measure_reports_precision_and_recall_on_a_labelled_set(
         f"6 messages, 3 crisis: precision {precision:.3f}, recall {recall:.3f}\n"
     )
     assert hits > 0
+
+
+def test_the_held_out_figures_are_the_shipped_models(capsys: pytest.CaptureFixture[str]):
+    """**Measured:** on a held-out set of 447 messages (196 crisis, in English and about 15 %
+    German, Spanish, French, Dutch and Portuguese, typed as patients type, with long entries
+    and hard negatives), written in one go by a session that never saw the model or its data
+    and committed before the first measurement (`tests/data/crisis_heldout.tsv`), it has
+    precision 0.922 and recall 0.842, and alarms on 14 of its 251 safe messages."""
+    claim = normalised(test_the_held_out_figures_are_the_shipped_models.__doc__ or "")
+    assert f"(`{HELD_OUT.relative_to(ROOT)}`)" in claim
+    capsys.readouterr()
+    assert cli.main(["crisis", "measure", str(HELD_OUT)]) == 0
+    measured = re.fullmatch(
+        r"(\d+) messages, (\d+) crisis: precision (\S+), recall (\S+)\n",
+        capsys.readouterr().out,
+    )
+    assert measured
+    assert f"a held-out set of {measured[1]} messages ({measured[2]} crisis," in claim
+    assert f"it has precision {measured[3]} and recall {measured[4]}," in claim
+    safe = [alarm for crisis, alarm in held_out_alarms() if not crisis]
+    assert f"alarms on {sum(safe)} of its {len(safe)} safe messages." in claim
+    # Long entries (one message in twenty at least is longer than a window) and hard negatives
+    # (one safe message in ten at least speaks of dying, killing, cutting or pills). Counts
+    # are asserted, never the messages: a failure must not print a held-out one.
+    examples = read_examples([HELD_OUT])
+    total, safe_messages = len(examples), len(safe)
+    long_entries = sum(len(tokens(e.text)) > WINDOW for e in examples)
+    assert 20 * long_entries >= total
+    hard = {"die", "dying", "dead", "death", "kill", "killing", "suicide", "suicidal", "cut"}
+    hard |= {"cutting", "hurt", "hurting", "pills", "overdose"}
+    negatives = sum(bool(hard & set(tokens(e.text))) for e in examples if not e.crisis)
+    assert 10 * negatives >= safe_messages
+    # Written apart from the model's data: at most ten short messages in common.
+    trained = {example.text for example in read_examples([*training_sets(), DEV_SET])}
+    in_common = len(trained & {example.text for example in examples})
+    assert in_common <= 10
+    # Committed in one go, never changed after, before the first model was.
+    if not is_git_checkout():
+        pytest.skip("not a git checkout: when the set was committed is not checked")
+    [committed] = commits_touching(HELD_OUT)
+    assert git("status", "--porcelain", "--", str(HELD_OUT.relative_to(ROOT))).stdout == ""
+    first_model = commits_touching(MODEL_PATH)[-1]
+    assert committed != first_model
+    assert git("merge-base", "--is-ancestor", committed, first_model).returncode == 0
+
+
+async def test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources(
+    agreed: Harness, alice: TgUser
+):
+    """The goal is recall 0.95 at precision 0.9: about one crisis message in six still goes
+    unanswered by this net, and clear negations ("I'm not suicidal") can still draw the
+    resources."""
+    claim = test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources
+    crises = [alarm for crisis, alarm in held_out_alarms() if crisis]
+    assert sum(crises) / len(crises) < float(stated(claim, r"The goal is recall ([\d.]+)"))
+    numbers = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    one_in = numbers.index(stated(claim, r"about one crisis message in (\w+)"))
+    assert round(len(crises) / (len(crises) - sum(crises))) == one_in
+    negation = stated(claim, r'clear negations \("([^"]+)"\)')
+    replies = await agreed.send(alice, negation)
+    assert replies[0].startswith(CRISIS_OPENING)
+    assert replies[1:] == ["Saved in your journal."]
+
+
+def test_the_second_held_out_set_is_kept_unmeasured():
+    """A second held-out set (`tests/data/crisis_heldout2.tsv`) is kept unmeasured for the next
+    model."""
+    assert SECOND_HELD_OUT.is_file()  # there, and not opened here
+    # No code, benchmark, build or CI file names it, so nothing measures it. (Data folders
+    # are not read: the held-out sets and the crisis model's development set stay unseen.)
+    skipped = {".git", ".venv", "data", "training", "__pycache__"}
+    kinds = {".py", ".toml", ".cfg", ".ini", ".md", ".sh", ".yml", ".yaml"}
+    sources = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [
+            name
+            for name in subfolders
+            if name not in skipped and not name.endswith(("_cache", ".egg-info"))
+        ]
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix in kinds or name == "Makefile" or path.parent.name == ".ci":
+                sources.append(path)
+    sources = [path for path in sources if path not in (README, Path(__file__).resolve())]
+    assert any(path.name == "test_crisis.py" for path in sources)
+    naming = [
+        str(path.relative_to(ROOT))
+        for path in sources
+        if SECOND_HELD_OUT.name in path.read_text(encoding="utf-8", errors="replace")
+    ]
+    assert naming == []
+    if not is_git_checkout():
+        pytest.skip("not a git checkout: whether the set changed is not checked")
+    assert len(commits_touching(SECOND_HELD_OUT)) == 1
+    assert git("status", "--porcelain", "--", str(SECOND_HELD_OUT.relative_to(ROOT))).stdout == ""
+
+
+async def test_the_reply_sends_to_emergency_services_and_no_text_gives_medical_advice(
+    bot: Harness, alice: TgUser
+):
+    """It is a safety net, not a diagnosis, and the bot never gives medical advice."""
+    [welcome] = await bot.send(alice, "/start")
+    assert "I am not a medical service and I can't help in an emergency." in welcome
+    await bot.agree(alice)
+    await bot.send(alice, "/country GB")
+    # A medical emergency is sent to emergency services and to people who can help.
+    medical = "I took all my pills and my chest hurts"
+    assert crisis_category(medical) == "medical"
+    [reply, saved] = await bot.send(alice, medical)
+    assert saved == "Saved in your journal."
+    assert "• <b>Emergency services</b>: 999 or 112" in reply
+    assert "If you are in danger right now, call your local emergency number." in reply
+    assert "I'm a journal, not a crisis service" in reply
+    # Not a diagnosis: whatever kind of crisis the model takes it for, the reply is the same.
+    for category, text in (
+        ("suicide", "i want to kill myself tonight"),
+        ("self_harm", "I cut myself again last night"),
+    ):
+        assert crisis_category(text) == category
+        assert (await bot.send(alice, text))[0] == reply
+    # No medical advice: no text the bot can send (every template, every prompt, every crisis
+    # contact) names a dose or tells anyone to take, stop or change a medicine, or diagnoses.
+    advice = [
+        re.compile(r"\b\d+(?:[.,]\d+)?\s?(?:mg|mcg|µg|ml|milligrams?|micrograms?)\b", re.I),
+        re.compile(r"\b(?:dose|doses|dosage|dosing|prescribe\w*|prescription)\b", re.I),
+        re.compile(
+            r"\b(?:take|taking|stop|stopping|start|increase|decrease|reduce|lower|raise|skip|"
+            r"double|halve|change)\b(?:\W+\w+){0,3}?\W+(?:medications?|medicines?|meds|"
+            r"pills?|tablets?|doses?|ketamine|antidepressants?|drugs?)\b",
+            re.I,
+        ),
+        re.compile(
+            r"\bdiagnos\w*|\byou (?:are|have|seem|sound|may be|might be) (?:suicidal|"
+            r"depressed|bipolar|psychotic|ill|overdosing)\b",
+            re.I,
+        ),
+    ]
+    for sample in (
+        "take 20 mg",
+        "the usual dose",
+        "stop taking your pills",
+        "you sound depressed",
+    ):
+        assert any(pattern.search(sample) for pattern in advice), sample
+    templates = ROOT / "bot" / "templates"
+    prompts = bot.settings.prompts_dir
+    texts = {
+        path.name: path.read_text(encoding="utf-8")
+        for path in [*templates.iterdir(), *prompts.glob("*.html"), *prompts.glob("*.toml")]
+    }
+    assert {"crisis.html", "welcome.html", "crisis_resources.toml", "checkin.html"} <= set(texts)
+    texts |= {f"reply {n}": text for n, text in enumerate(texts_to(bot, alice))}
+    found = [
+        f"{name}: {match[0]}"
+        for name, text in texts.items()
+        for pattern in advice
+        for match in pattern.finditer(text)
+    ]
+    assert found == []
 
 
 # Logs.
@@ -1361,6 +1965,84 @@ async def test_no_message_text_answer_intention_name_or_token_is_logged(
         bot.settings.telegram_bot_token.get_secret_value(),
     ]
     assert [s for s in secrets if s in logged] == []
+
+
+@pytest.mark.slow
+async def test_a_real_process_at_debug_logs_no_words_and_no_telegram_identity(
+    fake: FakeTelegram, tmp_path: Path
+):
+    """A test runs the real process at DEBUG and scans its log."""
+    patient = TgUser(id=918_273_645, first_name="Quillon", username="quillon_k")
+    guide = TgUser(id=736_451_982, first_name="Maravel", username="maravel_g")
+    # Update ids from here on are long enough to find in a log.
+    fake.push_update({"update_id": 86_420_000})
+    process = BotProcess(fake, tmp_path)
+    process.env |= {
+        "LOG_LEVEL": "DEBUG",
+        # Limits far above Telegram's, so that the replies do not wait their turn.
+        "RATE_LIMIT_PER_CHAT": "1000",
+        "RATE_LIMIT_CHAT_BURST": "100",
+    }
+    await process.start()
+    try:
+
+        async def send(user: TgUser, text: str, answer: str) -> int:
+            before = len(fake.sent(user.id))
+            update_id = fake.text_update(user, text)
+            await fake.wait_for(
+                lambda r: r in fake.sent(user.id)[before:] and to(user.id, answer)(r),
+                timeout=30,
+            )
+            return update_id
+
+        fake.text_update(patient, "/start")
+        [welcome] = await fake.wait_for(to(patient.id, "Do you agree?"), timeout=30)
+        fake.callback_update(patient, welcome.message_id, CONSENT_AGREE)
+        await fake.wait_for(to(patient.id, "Your journal is ready"), timeout=30)
+        words = [
+            "i cant do this anymore i want to die",
+            "I took all my pills and my chest hurts",
+            "I cut myself again last night",
+            "Talked with Vesnaya about the hidden orchard",
+        ]
+        crisis_updates = [
+            await send(patient, text, "Saved in your journal.") for text in words[:3]
+        ]
+        await send(patient, words[3], "Saved in your journal.")
+        await send(patient, "/intention I want to kill myself", "Your intention is set")
+        # A crisis message Telegram delivers twice.
+        fake.redeliver(crisis_updates[0])
+        await fake.wait_for(to(patient.id, CRISIS_OPENING), count=5, timeout=30)
+        await send(patient, "/guide invite", "/guide join")
+        [code] = [m.group(1) for r in fake.sent(patient.id) if (m := CODE.search(r.text or ""))]
+        await send(guide, f"/guide join {code}", "You're now linked")
+        await send(patient, "/treatment", "Treatment 1 is logged")
+        await send(guide, "/notes Quiet and teary, wanted to vanish", "Noted for")
+    finally:
+        assert await process.terminate() == 0
+    log = (tmp_path / "bot.log").read_text(encoding="utf-8")
+    lines = log.splitlines()
+    # At DEBUG indeed: debug lines pass (asyncio's, matplotlib's), the libraries' that carry
+    # updates, SQL parameters and URLs do not.
+    assert any(" DEBUG " in line for line in lines)
+    assert not [
+        line
+        for line in lines
+        if re.search(r" DEBUG (telegram|httpx|httpcore|sqlalchemy|apscheduler)", line)
+    ]
+    # Each crisis reply is one line with no id; five of them (the intention's, and the one
+    # delivered twice, included).
+    crisis = [line for line in lines if "crisis" in line]
+    assert [line.split(" ", 3)[3] for line in crisis] == [
+        "bot.handlers.crisis: sent crisis resources"
+    ] * 5
+    # Nothing anyone wrote, no name, no username, no token; no Telegram id of anyone, nor
+    # the id of any update, anywhere in the log.
+    private = [*words, "I want to kill myself", "Quiet and teary", code, fake.token]
+    private += [patient.first_name, patient.username or "", guide.first_name, guide.username or ""]
+    assert [p for p in private if p.lower() in log.lower()] == []
+    ids = [patient.id, guide.id, *fake.pushed]
+    assert [i for i in ids if re.search(rf"\b{i}\b", log)] == []
 
 
 async def test_a_crisis_reply_is_logged_with_no_id(
