@@ -1466,8 +1466,8 @@ async def test_resources_come_from_the_operators_file_for_the_patients_country(
 async def test_crisis_shows_resources_and_every_page_has_the_button(
     agreed: Harness, alice: TgUser
 ):
-    """`/crisis` shows them any time, and every prompt, journal page and treatment page carries
-    a **Talk to someone now** button that shows them in one tap."""
+    """`/crisis` shows them any time, and every prompt (answered ones too), journal page and
+    treatment page carries a **Talk to someone now** button that shows them in one tap."""
     bot = agreed
     [contacts] = await bot.send(alice, "/crisis")
     assert contacts.startswith(CRISIS_CONTACTS)
@@ -1480,6 +1480,15 @@ async def test_crisis_shows_resources_and_every_page_has_the_button(
         rows = page.params["reply_markup"]["inline_keyboard"]
         labels = {b["text"]: b["callback_data"] for row in rows for b in row}
         assert labels.get("Talk to someone now") == SUPPORT, page.text
+    # Answered: Later, Skip and any scale go, and only that button stays.
+    edits_before = len(bot.fake.sent(method="editMessageReplyMarkup"))
+    await bot.send(alice, "an answer to the last question")
+    [edit] = bot.fake.sent(method="editMessageReplyMarkup")[edits_before:]
+    assert edit.message_id in {page.message_id for page in pages[:3]}
+    answered = bot.fake.bot_message(alice.id, edit.message_id)["reply_markup"]
+    assert [b["text"] for row in answered["inline_keyboard"] for b in row] == [
+        "Talk to someone now"
+    ]
     for page in pages:
         [shown] = messages(await bot.press(alice, page.message_id, SUPPORT))
         assert shown.text == contacts

@@ -23,6 +23,13 @@ def buttons(request: ApiRequest) -> list[str]:
     return [button["callback_data"] for row in rows for button in row]
 
 
+def kept_buttons(bot: Harness, user: TgUser, prompt: ApiRequest) -> list[str]:
+    """The callback data of the buttons the prompt carries now."""
+    assert prompt.message_id is not None
+    markup = bot.fake.bot_message(user.id, prompt.message_id).get("reply_markup", {})
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
 def sent(requests: list[ApiRequest]) -> list[ApiRequest]:
     return [r for r in requests if r.method == "sendMessage"]
 
@@ -73,6 +80,12 @@ async def test_every_prompt_and_journal_page_has_the_crisis_contacts_one_tap_awa
     prompt = await agreed.next_prompt(alice)
     assert buttons(prompt)[-1] == SUPPORT
     await agreed.send(alice, "a first entry")
+    # Answered, the prompt keeps that one button (Later and Skip go); so does one whose scale
+    # was pressed.
+    assert kept_buttons(agreed, alice, prompt) == [SUPPORT]
+    scale = await agreed.next_prompt(alice)
+    await agreed.press(alice, scale.message_id, buttons(scale)[0])
+    assert kept_buttons(agreed, alice, scale) == [SUPPORT]
     page = sent(await agreed.send_raw(alice, "/journal"))[-1]
     assert buttons(page)[-1] == SUPPORT
     treatment_page = sent(await agreed.send_raw(alice, "/journal 1"))[-1]

@@ -46,8 +46,9 @@ async def test_it_carries_a_patient_through_a_whole_schedule(agreed: Harness, al
     assert await bot.send(alice, "Tired, a bit shaky, calm") == [
         "Thank you. Saved as your answer to <i>Check-in</i>."
     ]
-    # Answered: its buttons are gone.
-    assert "reply_markup" not in bot.fake.bot_message(alice.id, checkin.message_id)
+    # Answered: Later and Skip are gone; the way to the crisis contacts stays.
+    kept = bot.fake.bot_message(alice.id, checkin.message_id)["reply_markup"]
+    assert [b["text"] for row in kept["inline_keyboard"] for b in row] == ["Talk to someone now"]
 
     # 13 h after is 03:00, inside quiet hours: the mood question waits until 08:00.
     mood = await bot.next_prompt(alice)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
-from telegram import Bot, CallbackQuery, Message, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
@@ -98,10 +98,11 @@ async def check_in_after_a_low_mood(res: Companion, bot: Bot, chat_id: int, valu
     )
 
 
-async def remove_buttons(query: CallbackQuery) -> None:
-    """Take the buttons off the pressed message; already gone is fine."""
+async def remove_buttons(query: CallbackQuery, keep: InlineKeyboardMarkup | None = None) -> None:
+    """Take the buttons off the pressed message (all, or all but `keep`); already gone is
+    fine."""
     try:
-        await query.edit_message_reply_markup(reply_markup=None)
+        await query.edit_message_reply_markup(reply_markup=keep)
     except BadRequest as exc:
         if "not modified" not in exc.message.lower():
             raise

@@ -177,10 +177,10 @@ async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if entry.kind == EntryKind.MOOD and entry.scale_value is not None and not recorded.duplicate:
         await check_in_after_a_low_mood(res, context.bot, message.chat_id, entry.scale_value)
     if prompt is not None and prompt.telegram_message_id is not None:
-        # Answered: Later and Skip no longer apply.
+        # Answered: Later and Skip no longer apply; the way to the crisis contacts stays.
         try:
             await context.bot.edit_message_reply_markup(
-                message.chat_id, prompt.telegram_message_id, reply_markup=None
+                message.chat_id, prompt.telegram_message_id, reply_markup=support_keyboard(res)
             )
         except TelegramError:
             log.info("prompt %s had no buttons left to remove", prompt.id)

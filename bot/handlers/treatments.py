@@ -18,7 +18,7 @@ from bot.handlers.common import (
 )
 from bot.handlers.guides import announce_treatment
 from bot.journal import ActionOutcome, PromptAction, act_on_prompt
-from bot.keyboards import parse_prompt_callback, weekly_offer_keyboard
+from bot.keyboards import parse_prompt_callback, support_keyboard, weekly_offer_keyboard
 from bot.localtime import (
     TreatmentTimeError,
     describe_duration,
@@ -167,7 +167,8 @@ async def prompt_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     else:
         await query.answer(res.label("scale_saved", value=value))
     try:
-        await remove_buttons(query)
+        # Only the way to the crisis contacts stays: one tap away from every prompt.
+        await remove_buttons(query, keep=support_keyboard(res))
     except TelegramError:
         log.warning("could not remove the buttons of prompt %s", prompt_id)
     if action is PromptAction.SCALE:
