@@ -95,6 +95,8 @@ README = ROOT / "README.md"
 # only through the model's own measuring code.
 HELD_OUT = ROOT / "tests" / "data" / "crisis_heldout.tsv"
 SECOND_HELD_OUT = ROOT / "tests" / "data" / "crisis_heldout2.tsv"
+THIRD_HELD_OUT = ROOT / "tests" / "data" / "crisis_heldout3.tsv"
+ORDINARY = ROOT / "tests" / "data" / "ordinary_heldout.tsv"
 PLAIN_COLUMNS = re.compile(r"<!-- plain-columns:start -->(.*?)<!-- plain-columns:end -->", re.S)
 PLAIN_LINE = re.compile(r"- `(\w+)`: ((?:`\w+`, )*`\w+`) — (\S.*)")
 # A bullet's or a paragraph's bold lead-in ("- **Guides.** "): it opens the sentence after it.
@@ -233,10 +235,10 @@ def stated(test: Any, pattern: str) -> str:
     return match[1]
 
 
-def held_out_alarms() -> list[tuple[bool, bool]]:
-    """For each message of the held-out set: whether it is a crisis, whether the model alarms.
+def held_out_alarms(path: Path = SECOND_HELD_OUT) -> list[tuple[bool, bool]]:
+    """For each message of a held-out set: whether it is a crisis, whether the model alarms.
     Only these flags leave this function, never a message."""
-    return [(example.crisis, is_crisis(example.text)) for example in read_examples([HELD_OUT])]
+    return [(example.crisis, is_crisis(example.text)) for example in read_examples([path])]
 
 
 def git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -936,7 +938,8 @@ async def test_delete_ends_a_guides_role_links_and_failed_attempts(
     with bot.session() as session:
         assert session.scalars(select(GuideLink)).all() == []
         assert session.scalars(select(GuideJoinAttempt)).all() == []
-    assert (await bot.send(bob, "/notes Alice one more"))[0].startswith("Hello! Send /start")
+    # (Last: "one more" may draw the crisis resources first, a false alarm the README owns to.)
+    assert (await bot.send(bob, "/notes Alice one more"))[-1].startswith("Hello! Send /start")
 
 
 async def test_a_leaving_guides_notes_stay_and_each_patient_is_told(
@@ -1606,10 +1609,11 @@ async def test_detection_is_a_small_learned_linear_model_scored_over_windows(
     agreed: Harness, alice: TgUser
 ):
     """Detection is a small learned model (`bot/crisis/`), not a list of phrases: a linear model
-    over words, word pairs and triples and the letter groups of longer words (so misspellings
-    weigh like the words they mean), with negation marked only over the few words it governs
-    ("im not ok i want to die" negates "ok"), scored over windows of sixteen words so that one
-    crisis sentence in a long diary entry is not drowned by the rest."""
+    over words, word pairs and triples and the letter groups of longer words, with rare
+    misspellings mended to a known word one slip away (so "suicidel" or "killin" weigh like the
+    words they mean), negation marked only over the few words it governs ("im not ok i want to
+    die" negates "ok"), scored over windows of sixteen words so that one crisis sentence in a
+    long diary entry is not drowned by the rest."""
     model = shipped_model()
     shipped = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     weights = unpack(shipped["weights"])
@@ -1681,9 +1685,9 @@ async def test_detection_is_a_small_learned_linear_model_scored_over_windows(
 def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """It ships as `bot/crisis/model.json` (2 MB, loaded on first use, nothing downloaded), runs
-    in about 0.6 ms a message, and `python -m bot crisis train` rebuilds it byte for byte from
-    the labelled sets in `bot/crisis/training/` (about 6,000 messages, written by helper
+    """It ships as `bot/crisis/model.json` (5 MB, loaded on first use, nothing downloaded), runs
+    in about 0.2 ms a message, and `python -m bot crisis train` rebuilds it byte for byte from
+    the labelled sets in `bot/crisis/training/` (about 15,000 messages, written by helper
     sessions apart from every test set; a separate development set of 411 messages sets the
     threshold: the lowest that keeps precision 0.9 there and alarms on at most 4 % of its safe
     messages)."""
@@ -1706,14 +1710,14 @@ def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
         offline.setattr(socket, "getaddrinfo", refuse)
         assert is_crisis("i want to die tonight")
     assert shipped_model.cache_info().currsize == 1
-    # About 0.6 ms a message, over every labelled message (machines differ: within twice).
+    # About 0.2 ms a message, over every labelled message (machines differ: within twice).
     examples = read_examples(training_sets())
     started = time.perf_counter()
     for example in examples:
         is_crisis(example.text)
     per_message = (time.perf_counter() - started) / len(examples)
     assert per_message * 1000 < 2 * float(stated(claim, r"runs in about ([\d.]+) ms"))
-    # About 6,000 labelled messages in bot/crisis/training/, which the shipped model says it
+    # About 15,000 labelled messages in bot/crisis/training/, which the shipped model says it
     # was trained on.
     assert {path.parent for path in training_sets()} == {ROOT / "bot" / "crisis" / "training"}
     # (Counts are asserted, never the messages: a failure must not print a held-out one.)
@@ -1724,9 +1728,10 @@ def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
     # Apart from the test sets: the held-out set shares at most ten short messages with them
     # (the bound test_crisis.py keeps, and says why).
     dev = read_examples([DEV_SET])
-    held_out = {example.text for example in read_examples([HELD_OUT])}
-    in_common = len(held_out & {example.text for example in [*examples, *dev]})
-    assert in_common <= 10
+    for path in (HELD_OUT, SECOND_HELD_OUT, ORDINARY):
+        held_out = {example.text for example in read_examples([path])}
+        in_common = len(held_out & {example.text for example in [*examples, *dev]})
+        assert in_common <= 10, path.name
     # The development set: separate, of that size, and its threshold the lowest that keeps
     # the stated precision and share of false alarms there.
     assert DEV_SET not in training_sets()
@@ -1745,7 +1750,7 @@ def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
 
     assert keeps(model.threshold)
     lower = [s.score for s, _ in scored if s.evidence > 0 and s.score < model.threshold]
-    assert not keeps(max(lower))
+    assert not any(keeps(score) for score in lower)
     # `python -m bot crisis train` rebuilds it byte for byte.
     rebuilt = tmp_path / "model.json"
     monkeypatch.setattr("bot.crisis.model.MODEL_PATH", rebuilt)
@@ -1784,21 +1789,38 @@ def test_crisis_measure_reports_precision_and_recall_on_a_labelled_set(
     assert hits > 0
 
 
-def test_the_held_out_figures_are_the_shipped_models(capsys: pytest.CaptureFixture[str]):
-    """**Measured:** on a held-out set of 447 messages (196 crisis, in English and about 15 %
-    German, Spanish, French, Dutch and Portuguese, typed as patients type, with long entries
-    and hard negatives), written in one go by a session that never saw the model or its data
-    and committed before the first measurement (`tests/data/crisis_heldout.tsv`), it has
-    precision 0.922 and recall 0.842, and alarms on 14 of its 251 safe messages."""
-    claim = normalised(test_the_held_out_figures_are_the_shipped_models.__doc__ or "")
-    assert f"(`{HELD_OUT.relative_to(ROOT)}`)" in claim
+def measured_figures(path: Path, capsys: pytest.CaptureFixture[str]) -> re.Match[str]:
+    """`python -m bot crisis measure` on a held-out set: messages, crisis, precision, recall."""
     capsys.readouterr()
-    assert cli.main(["crisis", "measure", str(HELD_OUT)]) == 0
+    assert cli.main(["crisis", "measure", str(path)]) == 0
     measured = re.fullmatch(
         r"(\d+) messages, (\d+) crisis: precision (\S+), recall (\S+)\n",
         capsys.readouterr().out,
     )
     assert measured
+    return measured
+
+
+def committed_once_before_the_model(path: Path) -> None:
+    """Committed in one go, never changed after, before the shipped model was."""
+    if not is_git_checkout():
+        pytest.skip("not a git checkout: when the set was committed is not checked")
+    [committed] = commits_touching(path)
+    assert git("status", "--porcelain", "--", str(path.relative_to(ROOT))).stdout == ""
+    model = commits_touching(MODEL_PATH)[0]
+    assert committed != model
+    assert git("merge-base", "--is-ancestor", committed, model).returncode == 0
+
+
+def test_the_held_out_figures_are_the_shipped_models(capsys: pytest.CaptureFixture[str]):
+    """**Measured:** on a held-out set of 393 messages (176 crisis, typed as patients type, with
+    long entries and hard negatives), written in one go by a session that never saw the model or
+    its data and committed before its first measurements, of this model and two
+    variants (`tests/data/crisis_heldout2.tsv`), it has precision 0.952 and recall 0.909, and
+    alarms on 8 of its 217 safe messages."""
+    claim = normalised(test_the_held_out_figures_are_the_shipped_models.__doc__ or "")
+    assert f"(`{SECOND_HELD_OUT.relative_to(ROOT)}`)" in claim
+    measured = measured_figures(SECOND_HELD_OUT, capsys)
     assert f"a held-out set of {measured[1]} messages ({measured[2]} crisis," in claim
     assert f"it has precision {measured[3]} and recall {measured[4]}," in claim
     safe = [alarm for crisis, alarm in held_out_alarms() if not crisis]
@@ -1806,7 +1828,7 @@ def test_the_held_out_figures_are_the_shipped_models(capsys: pytest.CaptureFixtu
     # Long entries (one message in twenty at least is longer than a window) and hard negatives
     # (one safe message in ten at least speaks of dying, killing, cutting or pills). Counts
     # are asserted, never the messages: a failure must not print a held-out one.
-    examples = read_examples([HELD_OUT])
+    examples = read_examples([SECOND_HELD_OUT])
     total, safe_messages = len(examples), len(safe)
     long_entries = sum(len(tokens(e.text)) > WINDOW for e in examples)
     assert 20 * long_entries >= total
@@ -1816,40 +1838,66 @@ def test_the_held_out_figures_are_the_shipped_models(capsys: pytest.CaptureFixtu
     assert 10 * negatives >= safe_messages
     # Written apart from the model's data: at most ten short messages in common.
     trained = {example.text for example in read_examples([*training_sets(), DEV_SET])}
-    in_common = len(trained & {example.text for example in examples})
-    assert in_common <= 10
-    # Committed in one go, never changed after, before the first model was.
+    assert len(trained & {example.text for example in examples}) <= 10
+    committed_once_before_the_model(SECOND_HELD_OUT)
+
+
+def test_the_earlier_held_out_set_has_steered_the_work(capsys: pytest.CaptureFixture[str]):
+    """On an earlier held-out set of 447 messages (196 crisis, in English and about 15 % German,
+    Spanish, French, Dutch and Portuguese), written the same way (`tests/data/crisis_heldout.tsv`)
+    but measured for every model since the first, so that it has steered the work, it has
+    precision 0.953 and recall 0.929, and alarms on 9 of its 251 safe messages."""
+    claim = normalised(test_the_earlier_held_out_set_has_steered_the_work.__doc__ or "")
+    assert f"(`{HELD_OUT.relative_to(ROOT)}`)" in claim
+    measured = measured_figures(HELD_OUT, capsys)
+    assert f"held-out set of {measured[1]} messages ({measured[2]} crisis," in claim
+    assert f"it has precision {measured[3]} and recall {measured[4]}," in claim
+    safe = [alarm for crisis, alarm in held_out_alarms(HELD_OUT) if not crisis]
+    assert f"alarms on {sum(safe)} of its {len(safe)} safe messages." in claim
+    # Measured for every model since the first: it was there before the first model.
     if not is_git_checkout():
         pytest.skip("not a git checkout: when the set was committed is not checked")
     [committed] = commits_touching(HELD_OUT)
-    assert git("status", "--porcelain", "--", str(HELD_OUT.relative_to(ROOT))).stdout == ""
     first_model = commits_touching(MODEL_PATH)[-1]
     assert committed != first_model
     assert git("merge-base", "--is-ancestor", committed, first_model).returncode == 0
+    committed_once_before_the_model(HELD_OUT)
+
+
+def test_few_ordinary_messages_draw_the_resources():
+    """It answers 15 of 532 ordinary messages, none of them a crisis, with the crisis resources
+    (`tests/data/ordinary_heldout.tsv`, written and committed the same way)."""
+    claim = normalised(test_few_ordinary_messages_draw_the_resources.__doc__ or "")
+    assert f"(`{ORDINARY.relative_to(ROOT)}`," in claim
+    alarms = held_out_alarms(ORDINARY)
+    assert not any(crisis for crisis, _ in alarms)
+    alarmed = sum(alarm for _, alarm in alarms)
+    assert f"It answers {alarmed} of {len(alarms)} ordinary messages," in claim
+    committed_once_before_the_model(ORDINARY)
 
 
 async def test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources(
     agreed: Harness, alice: TgUser
 ):
-    """The goal is recall 0.95 at precision 0.9: about one crisis message in six still goes
-    unanswered by this net, and clear negations ("I'm not suicidal") can still draw the
-    resources."""
+    """The goal is recall 0.95 at precision 0.9: about one crisis message in eleven still goes
+    unanswered by this net, and everyday wishes that open like crisis language ("i want to dye
+    my hair") can still draw the resources."""
     claim = test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources
     crises = [alarm for crisis, alarm in held_out_alarms() if crisis]
     assert sum(crises) / len(crises) < float(stated(claim, r"The goal is recall ([\d.]+)"))
-    numbers = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+    numbers = "zero one two three four five six seven eight nine ten eleven twelve".split()
     one_in = numbers.index(stated(claim, r"about one crisis message in (\w+)"))
     assert round(len(crises) / (len(crises) - sum(crises))) == one_in
-    negation = stated(claim, r'clear negations \("([^"]+)"\)')
-    replies = await agreed.send(alice, negation)
+    wish = stated(claim, r'crisis language \("([^"]+)"\)')
+    replies = await agreed.send(alice, wish)
     assert replies[0].startswith(CRISIS_OPENING)
     assert replies[1:] == ["Saved in your journal."]
 
 
-def test_the_second_held_out_set_is_kept_unmeasured():
-    """A second held-out set (`tests/data/crisis_heldout2.tsv`) is kept unmeasured for the next
+def test_the_third_held_out_set_is_kept_unmeasured():
+    """A third held-out set (`tests/data/crisis_heldout3.tsv`) is kept unmeasured for the next
     model."""
-    assert SECOND_HELD_OUT.is_file()  # there, and not opened here
+    assert THIRD_HELD_OUT.is_file()  # there, and not opened here
     # No code, benchmark, build or CI file names it, so nothing measures it. (Data folders
     # are not read: the held-out sets and the crisis model's development set stay unseen.)
     skipped = {".git", ".venv", "data", "training", "__pycache__"}
@@ -1870,13 +1918,13 @@ def test_the_second_held_out_set_is_kept_unmeasured():
     naming = [
         str(path.relative_to(ROOT))
         for path in sources
-        if SECOND_HELD_OUT.name in path.read_text(encoding="utf-8", errors="replace")
+        if THIRD_HELD_OUT.name in path.read_text(encoding="utf-8", errors="replace")
     ]
     assert naming == []
     if not is_git_checkout():
         pytest.skip("not a git checkout: whether the set changed is not checked")
-    assert len(commits_touching(SECOND_HELD_OUT)) == 1
-    assert git("status", "--porcelain", "--", str(SECOND_HELD_OUT.relative_to(ROOT))).stdout == ""
+    assert len(commits_touching(THIRD_HELD_OUT)) == 1
+    assert git("status", "--porcelain", "--", str(THIRD_HELD_OUT.relative_to(ROOT))).stdout == ""
 
 
 async def test_the_reply_sends_to_emergency_services_and_no_text_gives_medical_advice(
