@@ -1885,7 +1885,21 @@ async def test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resource
     claim = test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources
     crises = [alarm for crisis, alarm in held_out_alarms() if crisis]
     assert sum(crises) / len(crises) < float(stated(claim, r"The goal is recall ([\d.]+)"))
-    numbers = "zero one two three four five six seven eight nine ten eleven twelve".split()
+    numbers = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+    ]
     one_in = numbers.index(stated(claim, r"about one crisis message in (\w+)"))
     assert round(len(crises) / (len(crises) - sum(crises))) == one_in
     wish = stated(claim, r'crisis language \("([^"]+)"\)')
