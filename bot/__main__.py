@@ -115,10 +115,17 @@ def keys(action: str) -> int:
 
 def crisis_train() -> int:
     from bot.crisis.model import MODEL_PATH
-    from bot.crisis.training import DEV_SET, read_examples, train, training_sets, write_model
+    from bot.crisis.training import (
+        DEV_SET,
+        ORDINARY_DEV_SET,
+        read_examples,
+        train,
+        training_sets,
+        write_model,
+    )
 
     sets = training_sets()
-    model = train(read_examples(sets), read_examples([DEV_SET]))
+    model = train(read_examples(sets), read_examples([DEV_SET]), read_examples([ORDINARY_DEV_SET]))
     write_model(model, MODEL_PATH)
     print(f"Trained on {', '.join(path.name for path in sets)}; wrote {MODEL_PATH}.")
     return 0

@@ -43,7 +43,7 @@ from bot.crisis.features import (
     windows,
 )
 from bot.crisis.model import MODEL_PATH, shipped_model, unpack
-from bot.crisis.training import DEV_SET, read_examples, training_sets
+from bot.crisis.training import DEV_SET, ORDINARY_DEV_SET, read_examples, training_sets
 from bot.db.crypto import (
     Cipher,
     DataKeyError,
@@ -1685,12 +1685,12 @@ async def test_detection_is_a_small_learned_linear_model_scored_over_windows(
 def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """It ships as `bot/crisis/model.json` (5 MB, loaded on first use, nothing downloaded), runs
+    """It ships as `bot/crisis/model.json` (4 MB, loaded on first use, nothing downloaded), runs
     in about 0.2 ms a message, and `python -m bot crisis train` rebuilds it byte for byte from
-    the labelled sets in `bot/crisis/training/` (about 15,000 messages, written by helper
+    the labelled sets in `bot/crisis/training/` (about 14,000 messages, written by helper
     sessions apart from every test set; a separate development set of 411 messages sets the
-    threshold: the lowest that keeps precision 0.9 there and alarms on at most 4 % of its safe
-    messages)."""
+    threshold: the lowest that keeps precision 0.9 there, alarms on at most 4 % of its safe
+    messages and on at most 1 % of 396 everyday messages kept out of the training)."""
     claim = test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
     assert MODEL_PATH == ROOT / "bot" / "crisis" / "model.json"
     assert round(MODEL_PATH.stat().st_size / 1e6) == int(stated(claim, r"\((\d+) MB,"))
@@ -1717,7 +1717,7 @@ def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
         is_crisis(example.text)
     per_message = (time.perf_counter() - started) / len(examples)
     assert per_message * 1000 < 2 * float(stated(claim, r"runs in about ([\d.]+) ms"))
-    # About 15,000 labelled messages in bot/crisis/training/, which the shipped model says it
+    # About 14,000 labelled messages in bot/crisis/training/, which the shipped model says it
     # was trained on.
     assert {path.parent for path in training_sets()} == {ROOT / "bot" / "crisis" / "training"}
     # (Counts are asserted, never the messages: a failure must not print a held-out one.)
@@ -1739,14 +1739,25 @@ def test_the_model_ships_loads_on_first_use_runs_fast_and_rebuilds_byte_for_byte
     assert dev_size == int(stated(claim, r"development set of (\d+) messages"))
     precision = float(stated(claim, r"keeps precision ([\d.]+) there"))
     share = int(stated(claim, r"at most (\d+) % of its safe")) / 100
+    everyday = read_examples([ORDINARY_DEV_SET])
+    assert ORDINARY_DEV_SET not in training_sets()
+    assert len(everyday) == int(stated(claim, r"at most 1 % of (\d+) everyday messages"))
+    assert not any(example.crisis for example in everyday)
+    everyday_share = int(stated(claim, r"at most (\d+) % of \d+ everyday")) / 100
     model = shipped_model()
     scored = [(model.score(example.text), example.crisis) for example in dev]
     safe = sum(not crisis for _, crisis in scored)
+    everyday_scored = [model.score(example.text) for example in everyday]
 
     def keeps(threshold: float) -> bool:
         alarmed = [crisis for s, crisis in scored if s.score >= threshold and s.evidence > 0]
         false_alarms = len(alarmed) - sum(alarmed)
-        return sum(alarmed) >= precision * len(alarmed) and false_alarms <= share * safe
+        everyday_alarms = sum(s.score >= threshold and s.evidence > 0 for s in everyday_scored)
+        return (
+            sum(alarmed) >= precision * len(alarmed)
+            and false_alarms <= share * safe
+            and everyday_alarms <= everyday_share * len(everyday)
+        )
 
     assert keeps(model.threshold)
     lower = [s.score for s, _ in scored if s.evidence > 0 and s.score < model.threshold]
@@ -1815,9 +1826,9 @@ def committed_once_before_the_model(path: Path) -> None:
 def test_the_held_out_figures_are_the_shipped_models(capsys: pytest.CaptureFixture[str]):
     """**Measured:** on a held-out set of 393 messages (176 crisis, typed as patients type, with
     long entries and hard negatives), written in one go by a session that never saw the model or
-    its data and committed before its first measurements, of this model and two
-    variants (`tests/data/crisis_heldout2.tsv`), it has precision 0.952 and recall 0.909, and
-    alarms on 8 of its 217 safe messages."""
+    its data and committed before its first measurements, of this model and three
+    variants (`tests/data/crisis_heldout2.tsv`), it has precision 0.975 and recall 0.869, and
+    alarms on 4 of its 217 safe messages."""
     claim = normalised(test_the_held_out_figures_are_the_shipped_models.__doc__ or "")
     assert f"(`{SECOND_HELD_OUT.relative_to(ROOT)}`)" in claim
     measured = measured_figures(SECOND_HELD_OUT, capsys)
@@ -1846,7 +1857,7 @@ def test_the_earlier_held_out_set_has_steered_the_work(capsys: pytest.CaptureFix
     """On an earlier held-out set of 447 messages (196 crisis, in English and about 15 % German,
     Spanish, French, Dutch and Portuguese), written the same way (`tests/data/crisis_heldout.tsv`)
     but measured for every model since the first, so that it has steered the work, it has
-    precision 0.953 and recall 0.929, and alarms on 9 of its 251 safe messages."""
+    precision 0.978 and recall 0.893, and alarms on 4 of its 251 safe messages."""
     claim = normalised(test_the_earlier_held_out_set_has_steered_the_work.__doc__ or "")
     assert f"(`{HELD_OUT.relative_to(ROOT)}`)" in claim
     measured = measured_figures(HELD_OUT, capsys)
@@ -1865,7 +1876,7 @@ def test_the_earlier_held_out_set_has_steered_the_work(capsys: pytest.CaptureFix
 
 
 def test_few_ordinary_messages_draw_the_resources():
-    """It answers 15 of 532 ordinary messages, none of them a crisis, with the crisis resources
+    """It answers 3 of 532 ordinary messages, none of them a crisis, with the crisis resources
     (`tests/data/ordinary_heldout.tsv`, written and committed the same way)."""
     claim = normalised(test_few_ordinary_messages_draw_the_resources.__doc__ or "")
     assert f"(`{ORDINARY.relative_to(ROOT)}`," in claim
@@ -1876,13 +1887,13 @@ def test_few_ordinary_messages_draw_the_resources():
     committed_once_before_the_model(ORDINARY)
 
 
-async def test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources(
+async def test_the_goal_is_not_met_yet_and_indirect_crisis_can_go_unanswered(
     agreed: Harness, alice: TgUser
 ):
-    """The goal is recall 0.95 at precision 0.9: about one crisis message in eleven still goes
-    unanswered by this net, and everyday wishes that open like crisis language ("i want to dye
-    my hair") can still draw the resources."""
-    claim = test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resources
+    """The goal is recall 0.95 at precision 0.9: about one crisis message in eight still goes
+    unanswered by this net, most often a crisis told indirectly ("i looked at the train tracks
+    differently today. like an option")."""
+    claim = test_the_goal_is_not_met_yet_and_indirect_crisis_can_go_unanswered
     crises = [alarm for crisis, alarm in held_out_alarms() if crisis]
     assert sum(crises) / len(crises) < float(stated(claim, r"The goal is recall ([\d.]+)"))
     numbers = [
@@ -1902,10 +1913,10 @@ async def test_the_goal_is_not_met_yet_and_clear_negations_can_draw_the_resource
     ]
     one_in = numbers.index(stated(claim, r"about one crisis message in (\w+)"))
     assert round(len(crises) / (len(crises) - sum(crises))) == one_in
-    wish = stated(claim, r'crisis language \("([^"]+)"\)')
-    replies = await agreed.send(alice, wish)
-    assert replies[0].startswith(CRISIS_OPENING)
-    assert replies[1:] == ["Saved in your journal."]
+    # (One of the development set's misses: the held-out ones are not shown.)
+    indirect = stated(claim, r'crisis told indirectly \("([^"]+)"\)')
+    assert indirect in {example.text for example in read_examples([DEV_SET]) if example.crisis}
+    assert await agreed.send(alice, indirect) == ["Saved in your journal."]
 
 
 def test_the_third_held_out_set_is_kept_unmeasured():
