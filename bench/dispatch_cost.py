@@ -1,12 +1,13 @@
 """Benchmark 2, dispatch: the bot's CPU per prompt sent, and the pace under Telegram's limits.
 
-Unthrottled: 10,000 patients each have a check-in prompt due. bot.dispatch.dispatch_due, with
-the bot the Application uses (its rate limiter set far above the rate reached), is called until
-every prompt is sent: it claims them batch by batch, renders each (encrypted first name
-decrypted, Jinja template, keyboard), sends it to the fake Bot API (in its own process) and
-records it as sent. The baseline is a bare loop of python-telegram-bot send_message calls,
-the same number in flight as the dispatcher keeps, to the same fake, with exactly the text and
-buttons the dispatcher last sent. The figure is this process's CPU time per prompt.
+Unthrottled: 10,000 patients each have a check-in prompt due.
+bot.delivery.dispatch.dispatch_due, with the bot the Application uses (its rate limiter set far
+above the rate reached), is called until every prompt is sent: it claims them batch by batch,
+renders each (encrypted first name decrypted, Jinja template, keyboard), sends it to the fake
+Bot API (in its own process) and records it as sent. The baseline is a bare loop of python-
+telegram-bot send_message calls, the same number in flight as the dispatcher keeps, to the same
+fake, with exactly the text and buttons the dispatcher last sent. The figure is this process's
+CPU time per prompt.
 
 Limited: 600 prompts due at once with the default limiter (30 a second overall, the default
 per chat). All should be sent in 600 / 30 = 20 s, within 5 %; the fake reports the most
@@ -42,10 +43,10 @@ from bench.common import (
     sqlite_time,
 )
 from bot.app import build_application, build_companion
+from bot.companion import utc_now
 from bot.db.crypto import current_cipher
 from bot.db.session import create_db_engine
-from bot.dispatch import IN_FLIGHT, dispatch_due
-from bot.resources import utc_now
+from bot.delivery.dispatch import IN_FLIGHT, dispatch_due
 
 NUMBER, NAME = 2, "Dispatch"
 OVERALL = 30  # Telegram's limit, the bot's default

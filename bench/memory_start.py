@@ -12,8 +12,8 @@ its first dispatch tick has sent the ten due prompts. Starts alternate between t
 The common alternative, measured in the same run (bench/apscheduler_jobs.py): one APScheduler
 job per prompt in APScheduler 3's SQLAlchemyJobStore on SQLite, 100,000 jobs. Reported beside
 ours: the time to schedule one prompt (APScheduler's add_job, one transaction per job; ours,
-bot.treatments.log_treatment writing a treatment's prompts in one transaction, per prompt, on the
-large database), and the scheduler's start time and memory with 100,000 jobs against 10.
+bot.domain.treatments.log_treatment writing a treatment's prompts in one transaction, per prompt,
+on the large database), and the scheduler's start time and memory with 100,000 jobs against 10.
 
     .venv/bin/python -m bench.memory_start [--quick]
 """
@@ -45,13 +45,13 @@ from bench.common import (
     rss_mib,
     sqlite_time,
 )
+from bot.companion import utc_now
+from bot.core.schedule import load_schedule
 from bot.db.crypto import Cipher, new_key, use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Patient, ScheduledPrompt
 from bot.db.session import create_db_engine, create_session_factory
-from bot.resources import utc_now
-from bot.schedule import load_schedule
-from bot.treatments import log_treatment
+from bot.domain.treatments import log_treatment
 
 NUMBER, NAME = 5, "Memory and start"
 PROMPTS_PER_PATIENT = 10

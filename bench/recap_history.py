@@ -7,7 +7,7 @@ other day; a session note per treatment; two goals with a weekly check each. One
 for three years, the other for a week; both have the same latest week and the same prompts
 still to come.
 
-The figure is the median time to build the recap (bot.recap.build_recap: every query, every
+The figure is the median time to build the recap (bot.domain.recap.build_recap: every query, every
 decryption) and render its text (recap.html), each round in a fresh session, the two
 patients' rounds interleaved. The mood chart (matplotlib) is left out: it draws the same week
 for both and would only hide a difference.
@@ -27,6 +27,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from bench.common import PROMPTS, Result, print_results
+from bot.core.schedule import Schedule, load_schedule
 from bot.db.crypto import Cipher, new_key, use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import (
@@ -42,9 +43,8 @@ from bot.db.models import (
     Treatment,
 )
 from bot.db.session import SessionFactory, create_db_engine, create_session_factory
-from bot.recap import build_recap
-from bot.render import Renderer
-from bot.schedule import Schedule, load_schedule
+from bot.domain.recap import build_recap
+from bot.render.jinja import Renderer
 
 NUMBER, NAME = 4, "Recap"
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)

@@ -44,10 +44,10 @@ from bench.common import (
     sqlite_time,
 )
 from bot.app import build_application, build_companion
+from bot.companion import utc_now
 from bot.db.crypto import current_cipher
 from bot.db.session import create_db_engine
-from bot.resources import utc_now
-from bot.updates import ChatOrderedUpdateProcessor
+from bot.telegram.updates import ChatOrderedUpdateProcessor
 
 NUMBER, NAME = 1, "Reply path"
 REPLY = (

@@ -42,7 +42,7 @@ def webhook() -> int:
     settings.require_webhook()
     configure_logging(settings.log_level)
     from bot.app import build_application, build_companion
-    from bot.webhook import run_webhook
+    from bot.telegram.webhook import run_webhook
 
     app = build_application(build_companion(settings), mode="webhook")
     logging.getLogger(__name__).info("starting the companion in webhook mode")
@@ -54,9 +54,9 @@ def migrate() -> int:
     settings = load_settings(ToolSettings)
     configure_logging(settings.log_level)
     from bot.db.crypto import use_cipher
+    from bot.db.keys import open_cipher
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_db_engine
-    from bot.keys import open_cipher
 
     engine = create_db_engine(settings.database_url)
     try:
@@ -93,9 +93,9 @@ def keys(action: str) -> int:
     settings = load_settings(ToolSettings)
     configure_logging(settings.log_level)
     from bot.db.crypto import use_cipher
+    from bot.db.keys import open_cipher, rotate_keys
     from bot.db.migrate import upgrade_to_head
     from bot.db.session import create_db_engine
-    from bot.keys import open_cipher, rotate_keys
 
     engine = create_db_engine(settings.database_url)
     try:
@@ -148,7 +148,7 @@ def crisis_measure(paths: list[Path]) -> int:
 
 
 def prompts_check(folder: Path) -> int:
-    from bot.prompt_folder import check_folder
+    from bot.render.prompt_folder import check_folder
 
     problems = check_folder(folder)
     for problem in problems:
@@ -161,8 +161,8 @@ def prompts_check(folder: Path) -> int:
 
 
 def prompts_preview(folder: Path, timezone: str, at: str | None) -> int:
-    from bot.prompt_folder import check_folder, preview_folder
-    from bot.schedule import load_schedule
+    from bot.core.schedule import load_schedule
+    from bot.render.prompt_folder import check_folder, preview_folder
 
     problems = check_folder(folder)
     if problems:

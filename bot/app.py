@@ -12,25 +12,25 @@ from telegram.constants import ParseMode
 from telegram.ext import ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import HTTPXRequest
 
+from bot.companion import BOT_DATA_KEY, Clock, Companion, companion, utc_now
 from bot.config import DEFAULT_PROMPTS_DIR, Settings
-from bot.coordination import ChatLocks, SendSlots, forget_stale, gone, instance_name, seen
+from bot.core.schedule import load_schedule
 from bot.crisis import load_resources
 from bot.db.crypto import use_cipher
+from bot.db.keys import open_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_db_engine, create_session_factory
-from bot.dispatch import dispatch_due
-from bot.guides import forget_spent
+from bot.delivery.dispatch import dispatch_due
+from bot.domain.guides import forget_spent
+from bot.domain.rights import purge_before
 from bot.handlers import register_handlers
-from bot.inbox import Inbox, InboxBot
-from bot.keys import open_cipher
-from bot.prompt_folder import CRISIS_RESOURCES
-from bot.ratelimit import Limit, TelegramRateLimiter
-from bot.render import Renderer
-from bot.resources import BOT_DATA_KEY, Clock, Companion, companion, utc_now
-from bot.rights import purge_before
-from bot.schedule import load_schedule
-from bot.telegram_bot import CompanionBot
-from bot.updates import ChatOrderedUpdateProcessor, CompanionApp
+from bot.render.jinja import Renderer
+from bot.render.prompt_folder import CRISIS_RESOURCES
+from bot.telegram.bot import CompanionBot
+from bot.telegram.coordination import ChatLocks, SendSlots, forget_stale, gone, instance_name, seen
+from bot.telegram.inbox import Inbox, InboxBot
+from bot.telegram.ratelimit import Limit, TelegramRateLimiter
+from bot.telegram.updates import ChatOrderedUpdateProcessor, CompanionApp
 
 __all__ = ["MODE_KEY", "CompanionApp", "build_application", "build_companion"]
 
@@ -137,7 +137,7 @@ async def sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def maintenance_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Once a day: forget old handled updates, old coordination rows, spent guide invitations
     and join attempts, and where old session notes came from; delete what is older than
-    RETENTION_DAYS, each table by its own date (bot/rights.py)."""
+    RETENTION_DAYS, each table by its own date (bot/domain/rights.py)."""
     res = companion(context)
     if isinstance(context.bot, InboxBot):
         context.bot.inbox.prune(res.clock() - INBOX_MEMORY)

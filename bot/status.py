@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.coordination import count_leases, live_instances
 from bot.db.models import InboxUpdate, Patient, ScheduledPrompt, WeeklyRecap
+from bot.telegram.coordination import count_leases, live_instances
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot.chart import MoodPoint, TreatmentMark, mood_chart_png
+from bot.core.moods import MoodPoint, TreatmentMark
+from bot.render.chart import mood_chart_png
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

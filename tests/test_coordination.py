@@ -14,7 +14,8 @@ import pytest
 
 from bot.app import build_companion
 from bot.config import Settings
-from bot.coordination import (
+from bot.db.session import SessionFactory
+from bot.telegram.coordination import (
     LEASE,
     ChatLocks,
     count_leases,
@@ -23,7 +24,6 @@ from bot.coordination import (
     seen,
     take_lease,
 )
-from bot.db.session import SessionFactory
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -3,7 +3,6 @@ resources."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -147,17 +146,6 @@ def test_it_never_raises_on_odd_input() -> None:
     for text in ("i " * 20_000, "\u202e" * 100, "a\x00b", "🙏" * 3000):
         assert is_crisis(text) in (True, False)
     assert not is_crisis(None)  # type: ignore[arg-type]
-
-
-def test_it_takes_well_under_a_millisecond_per_message() -> None:
-    texts = [example.text for example in read_examples([DEV_SET])]
-    is_crisis("loads the model")
-    started = time.perf_counter()
-    for text in texts:
-        is_crisis(text)
-    per_message = (time.perf_counter() - started) / len(texts)
-    # About 0.4 ms here (messages of every length); the bound leaves room for a slow machine.
-    assert per_message < 0.002
 
 
 @pytest.mark.slow

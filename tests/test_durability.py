@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import dispatch
 from bot.db import queries
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
-from bot.dispatch import MAX_ATTEMPTS, DispatchReport, claim_due
+from bot.delivery import dispatch
+from bot.delivery.dispatch import MAX_ATTEMPTS, DispatchReport, claim_due
 from bot.status import format_status, read_status
-from bot.updates import ChatOrderedUpdateProcessor
+from bot.telegram.updates import ChatOrderedUpdateProcessor
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 

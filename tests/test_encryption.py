@@ -20,10 +20,10 @@ from sqlalchemy import insert, select, text
 from bot.app import build_companion
 from bot.config import Settings
 from bot.db.crypto import Cipher, DataKeyError, EncryptedComparisonError, new_key, use_cipher
+from bot.db.keys import key_file_for, rotate_keys
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Entry, Patient
 from bot.db.session import create_db_engine, create_session_factory
-from bot.keys import key_file_for, rotate_keys
 from tests.auxil.harness import Harness
 from tests.auxil.migrations import at_revision
 from tests.conftest import REPO_PROMPTS

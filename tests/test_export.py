@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from bot.export import render_markdown, write_markdown, write_pdf
-from bot.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
-from bot.render import Renderer
+from bot.domain.export_data import ExportData, ExportEntry, ExportPrompt, ExportTreatment
+from bot.render.export import render_markdown, write_markdown
+from bot.render.jinja import Renderer
+from bot.render.pdf import write_pdf
 
 SAY = Renderer().sayer("journal_words.txt")
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import Settings
 from bot.db.models import Patient
-from bot.updates import CHATS_AT_ONCE
+from bot.telegram.updates import CHATS_AT_ONCE
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 

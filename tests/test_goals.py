@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Goal, GoalCheck
-from bot.goals import parse_goal_command
+from bot.domain.goals import parse_goal_command
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 

@@ -14,11 +14,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from bot.db.crypto import Cipher, current_cipher, new_key
+from bot.db.keys import rotate_keys
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import GuideInvite, GuideJoinAttempt, GuideLink, Patient, SessionNote
 from bot.db.session import create_db_engine, create_session_factory
-from bot.keyboards import DELETE_NO, DELETE_YES, GUIDE_ANNOUNCE_OFF, GUIDE_ANNOUNCE_ON
-from bot.keys import rotate_keys
+from bot.telegram.keyboards import DELETE_NO, DELETE_YES, GUIDE_ANNOUNCE_OFF, GUIDE_ANNOUNCE_ON
 from tests.auxil.dump import key_in_use, raw_rows, tables_showing
 from tests.auxil.harness import Harness
 from tests.auxil.migrations import at_revision

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Entry
-from bot.journal import ENTRY_PREVIEW_LENGTH, PAGE_SIZE, snippet
-from bot.messages import TELEGRAM_LIMIT, visible_length
+from bot.domain.journal import ENTRY_PREVIEW_LENGTH, PAGE_SIZE, snippet
+from bot.render.telegram_html import TELEGRAM_LIMIT, visible_length
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 

@@ -16,10 +16,10 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select,
 
 from bot.config import Settings
 from bot.db.crypto import LOOKUP_HASH_OF, Cipher, EncryptedInt, new_key, use_cipher
+from bot.db.keys import encrypted_tables, key_file_for, rotate_keys
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import InboxUpdate, Patient, Practice
 from bot.db.session import create_db_engine, create_session_factory
-from bot.keys import encrypted_tables, key_file_for, rotate_keys
 from tests.auxil.dump import key_in_use
 from tests.auxil.filled import (
     CRASHED_UPDATE,

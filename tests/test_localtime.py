@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.localtime import (
+from bot.core.localtime import (
     QuietHours,
     TreatmentTimeError,
     defer_past_quiet_hours,

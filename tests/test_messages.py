@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bot.messages import TELEGRAM_LIMIT, pack_blocks, split_html, visible_length
+from bot.render.telegram_html import TELEGRAM_LIMIT, pack_blocks, split_html, visible_length
 
 
 def utf16_len(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.db.models import Entry, Patient
-from bot.keyboards import CONSENT_AGREE
+from bot.telegram.keyboards import CONSENT_AGREE
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Entry, Practice
-from bot.keyboards import MINUTES_PREFIX, PRACTICE_PREFIX
-from bot.practices import KINDS, parse_practice_args
+from bot.domain.practices import KINDS, parse_practice_args
+from bot.telegram.keyboards import MINUTES_PREFIX, PRACTICE_PREFIX
 from tests.auxil.harness import Harness
 from tests.conftest import REPO_PROMPTS
 from tests.fake_telegram import ApiRequest, TgUser

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.prompt_folder import check_folder
-from bot.render import Renderer
+from bot.render.jinja import Renderer
+from bot.render.prompt_folder import check_folder
 from tests.auxil.harness import Harness
 from tests.conftest import REPO_PROMPTS
 from tests.fake_telegram import TgUser

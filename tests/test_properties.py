@@ -48,9 +48,10 @@ from bot.app import MENU
 from bot.config import Settings
 from bot.db import models
 from bot.db.crypto import new_key
-from bot.goals import ANSWERS as GOAL_ANSWERS
-from bot.journal import PromptAction, open_prompt
-from bot.keyboards import (
+from bot.domain.goals import ANSWERS as GOAL_ANSWERS
+from bot.domain.journal import PromptAction, open_prompt
+from bot.domain.practices import MINUTE_CHOICES
+from bot.telegram.keyboards import (
     CONSENT_AGREE,
     DELETE_NO,
     DELETE_YES,
@@ -64,7 +65,6 @@ from bot.keyboards import (
     WEEKLY_ON,
     prompt_callback,
 )
-from bot.practices import MINUTE_CHOICES
 from tests.auxil.harness import FakeClock, Harness
 from tests.fake_telegram import (
     BOT_USERNAME,

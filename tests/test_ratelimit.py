@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
-from bot.ratelimit import Limit, TelegramRateLimiter
+from bot.telegram.ratelimit import Limit, TelegramRateLimiter
 from tests.auxil.virtual_time import FakeApi, VirtualTime
 
 LOOSE = Limit(1000, 1.0)

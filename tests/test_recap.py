@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
-from bot.messages import TELEGRAM_LIMIT, visible_length
-from bot.recap import mood_trend
+from bot.domain.recap import mood_trend
+from bot.render.telegram_html import TELEGRAM_LIMIT, visible_length
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 
@@ -145,7 +145,7 @@ async def test_it_splits_a_long_recap_between_highlights(agreed: Harness, alice:
 def test_it_reads_the_mood_trend():
     from datetime import UTC, datetime
 
-    from bot.chart import MoodPoint
+    from bot.core.moods import MoodPoint
 
     def points(*values: int) -> list[MoodPoint]:
         start = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Patient, Practice, Reminder
-from bot.reminders import next_daily
+from bot.domain.reminders import next_daily
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.db.models import Base, Entry
-from bot.keyboards import DELETE_NO, DELETE_YES
-from bot.rights import EXPORT_FORMAT
+from bot.domain.rights import EXPORT_FORMAT
+from bot.telegram.keyboards import DELETE_NO, DELETE_YES
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 

@@ -29,7 +29,7 @@ from bot.db.models import (
     SessionNote,
     Treatment,
 )
-from bot.rights import NOT_CONTENT, RETAINED
+from bot.domain.rights import NOT_CONTENT, RETAINED
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.keyboards import SUPPORT
+from bot.telegram.keyboards import SUPPORT
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 

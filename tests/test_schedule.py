@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.schedule import Duration, ScheduleError, load_schedule, parse_duration, step_due_at
+from bot.core.schedule import Duration, ScheduleError, load_schedule, parse_duration, step_due_at
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

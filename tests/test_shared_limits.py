@@ -14,9 +14,9 @@ import pytest
 
 from bot.app import build_companion
 from bot.config import Settings
-from bot.coordination import SendSlots
 from bot.db.session import SessionFactory
-from bot.ratelimit import Limit, TelegramRateLimiter
+from bot.telegram.coordination import SendSlots
+from bot.telegram.ratelimit import Limit, TelegramRateLimiter
 from tests.auxil.virtual_time import VirtualTime
 
 LOOSE = Limit(10_000, 1.0)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Entry, Patient
-from bot.updates import LINE_LIMIT, ChatOrderedUpdateProcessor
+from bot.telegram.updates import LINE_LIMIT, ChatOrderedUpdateProcessor
 from tests.auxil.harness import Harness
 from tests.fake_telegram import ApiRequest, TgUser
 
@@ -90,9 +90,9 @@ async def test_whole_journal_work_runs_off_the_event_loop(
     # serves every other chat.
     import threading
 
-    from bot.journal import search_journal
-    from bot.recap import build_recap
-    from bot.rights import personal_data
+    from bot.domain.journal import search_journal
+    from bot.domain.recap import build_recap
+    from bot.domain.rights import personal_data
 
     threads: dict[str, str] = {}
 

@@ -15,12 +15,12 @@ from sqlalchemy.exc import OperationalError
 from telegram import Update
 
 from bot.app import SWEEP_JOB
+from bot.companion import utc_now
 from bot.config import Settings, SettingsError
 from bot.db.models import Entry, InboxUpdate
-from bot.inbox import InboxBot
-from bot.resources import utc_now
 from bot.status import format_status, read_status
-from bot.webhook import SECRET_HEADER
+from bot.telegram.inbox import InboxBot
+from bot.telegram.webhook import SECRET_HEADER
 from tests.auxil.harness import FakeClock, Harness
 from tests.fake_telegram import FakeTelegram, TgUser
 
@@ -168,7 +168,7 @@ async def test_healthz_says_unavailable_when_the_database_does_not_answer(
     def down(res: object) -> bool:
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
-    monkeypatch.setattr("bot.webhook._database_answers", down)
+    monkeypatch.setattr("bot.telegram.webhook._database_answers", down)
     async with (
         aiohttp.ClientSession() as client,
         client.get(local(webhook_settings, "/healthz")) as r,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import WeeklyRecap
-from bot.keyboards import WEEKLY_ON
-from bot.recurring import LEASE
-from bot.weekly import claim_due_recaps
+from bot.domain.recurring import LEASE
+from bot.domain.weekly import claim_due_recaps
+from bot.telegram.keyboards import WEEKLY_ON
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 

@@ -28,7 +28,7 @@ from bot.handlers import (
     settings,
     treatments,
 )
-from bot.keyboards import (
+from bot.telegram.keyboards import (
     CONSENT_AGREE,
     DELETE_PREFIX,
     FILE_PREFIX,

@@ -9,11 +9,11 @@ from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot.companion import Companion, companion
 from bot.db import queries
 from bot.db.models import Patient
-from bot.journal import LOW_MOOD
-from bot.keyboards import consent_keyboard, support_keyboard
-from bot.resources import Companion, companion
+from bot.domain.journal import LOW_MOOD
+from bot.telegram.keyboards import consent_keyboard, support_keyboard
 
 
 def consented_patient(session: Session, telegram_user_id: int) -> Patient | None:

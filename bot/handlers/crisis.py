@@ -7,11 +7,11 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.companion import Companion, companion
 from bot.crisis import country_of_timezone, is_country_code, is_crisis
 from bot.db import queries
 from bot.handlers.common import from_patient, the_patient
-from bot.ratelimit import urgently
-from bot.resources import Companion, companion
+from bot.telegram.ratelimit import urgently
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.resources import companion
+from bot.companion import companion
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,15 @@ from zoneinfo import ZoneInfo
 from telegram import Bot, Update
 from telegram.ext import ContextTypes
 
-from bot.chart import MoodPoint, TreatmentMark, mood_chart_png
-from bot.export import write_markdown, write_pdf
-from bot.export_data import ExportData, collect_export
+from bot.companion import Companion
+from bot.core.moods import MoodPoint, TreatmentMark
+from bot.core.text import small_number
+from bot.domain.export_data import ExportData, collect_export
+from bot.domain.patients import zone_of
+from bot.domain.rights import personal_data
 from bot.handlers.common import FromPatient, from_patient, the_patient
-from bot.patients import zone_of
-from bot.resources import Companion
-from bot.rights import personal_data
-from bot.text import small_number
+from bot.render.chart import mood_chart_png
+from bot.render.export import write_markdown
 
 MAX_EXPORT_DAYS = 3650
 
@@ -55,6 +56,9 @@ def write_files(res: Companion, data: ExportData, folder: Path, zone: ZoneInfo) 
     markdown, pdf = folder / f"{stem}.md", folder / f"{stem}.pdf"
     complete = with_mood_chart(res, data, zone)
     say = res.texts.sayer("journal_words.txt")
+    # fpdf2 loads on the first export, not when the bot starts.
+    from bot.render.pdf import write_pdf
+
     write_markdown(complete, markdown, say)
     write_pdf(complete, pdf, say)
     return [markdown, pdf]

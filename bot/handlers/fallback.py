@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.resources import companion
+from bot.companion import companion
 
 
 async def group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

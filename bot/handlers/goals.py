@@ -8,7 +8,8 @@ from telegram import InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.goals import (
+from bot.core.localtime import format_relative
+from bot.domain.goals import (
     MAX_ACTIVE,
     MAX_TEXT_LENGTH,
     GoalError,
@@ -19,10 +20,9 @@ from bot.goals import (
     parse_goal_command,
     record_check,
 )
+from bot.domain.patients import zone_of
 from bot.handlers.common import from_patient, pressed_by_patient, the_patient
-from bot.keyboards import parse_goal_callback
-from bot.localtime import format_relative
-from bot.patients import zone_of
+from bot.telegram.keyboards import parse_goal_callback
 
 log = logging.getLogger(__name__)
 

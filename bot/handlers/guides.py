@@ -13,10 +13,11 @@ from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.companion import Companion, companion
 from bot.db import queries
 from bot.db.models import GuideLink, Patient, Treatment
-from bot.export_data import collect_export
-from bot.guides import (
+from bot.domain.export_data import collect_export
+from bot.domain.guides import (
     INVITE_VALID,
     NOTES_WINDOW,
     GuideError,
@@ -34,13 +35,16 @@ from bot.guides import (
     set_announcements,
     unlink_all,
 )
+from bot.domain.patients import zone_of
+from bot.domain.recap import build_recap
 from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
 from bot.handlers.export import send_export_files, with_mood_chart
-from bot.keyboards import GUIDE_ANNOUNCE_ON, announce_choice_keyboard, announce_toggle_keyboard
-from bot.outbox import send_recap
-from bot.patients import zone_of
-from bot.recap import build_recap
-from bot.resources import Companion, companion
+from bot.telegram.keyboards import (
+    GUIDE_ANNOUNCE_ON,
+    announce_choice_keyboard,
+    announce_toggle_keyboard,
+)
+from bot.telegram.sending import send_recap
 
 
 async def guide(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -21,19 +21,14 @@ from telegram import (
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.companion import Companion, companion
+from bot.core.localtime import format_short
+from bot.core.text import small_number, step_title
 from bot.db import queries
 from bot.db.models import EntryKind, Patient, ScheduledPrompt
-from bot.goals import check_awaiting_note, note_already_added
-from bot.guides import notes_of
-from bot.handlers.common import (
-    check_in_after_a_low_mood,
-    consented_patient,
-    from_patient,
-    pressed_by_patient,
-    the_patient,
-)
-from bot.handlers.guides import note_words
-from bot.journal import (
+from bot.domain.goals import check_awaiting_note, note_already_added
+from bot.domain.guides import notes_of
+from bot.domain.journal import (
     Content,
     acknowledge,
     journal_page_context,
@@ -44,8 +39,18 @@ from bot.journal import (
     treatment_journal,
     treatment_journal_context,
 )
-from bot.journal import journal_page as load_page
-from bot.keyboards import (
+from bot.domain.journal import journal_page as load_page
+from bot.domain.patients import zone_of
+from bot.domain.practices import add_words, practice_awaiting_words, words_already_added
+from bot.handlers.common import (
+    check_in_after_a_low_mood,
+    consented_patient,
+    from_patient,
+    pressed_by_patient,
+    the_patient,
+)
+from bot.handlers.guides import note_words
+from bot.telegram.keyboards import (
     FILE_PREFIX,
     JOURNAL_PREFIX,
     MAX_SEARCH_BYTES,
@@ -56,12 +61,7 @@ from bot.keyboards import (
     search_keyboard,
     support_keyboard,
 )
-from bot.localtime import format_short
-from bot.outbox import send_blocks
-from bot.patients import zone_of
-from bot.practices import add_words, practice_awaiting_words, words_already_added
-from bot.resources import Companion, companion
-from bot.text import small_number, step_title
+from bot.telegram.sending import send_blocks
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.domain.journal import SCALE, record_mood
 from bot.handlers.common import (
     check_in_after_a_low_mood,
     from_patient,
@@ -12,8 +13,7 @@ from bot.handlers.common import (
     remove_buttons,
     the_patient,
 )
-from bot.journal import SCALE, record_mood
-from bot.keyboards import MOOD_PREFIX, callback_number, mood_keyboard
+from bot.telegram.keyboards import MOOD_PREFIX, callback_number, mood_keyboard
 
 
 async def mood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.companion import companion
+from bot.core.localtime import TIMEZONE_EXAMPLES, describe_duration
+from bot.domain.patients import give_consent, quiet_hours_of, reactivate, start_pending
 from bot.handlers.common import (
     consented_patient,
     remove_buttons,
     usable_button,
 )
-from bot.keyboards import consent_keyboard
-from bot.localtime import TIMEZONE_EXAMPLES, describe_duration
-from bot.patients import give_consent, quiet_hours_of, reactivate, start_pending
-from bot.resources import companion
+from bot.telegram.keyboards import consent_keyboard
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

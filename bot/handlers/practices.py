@@ -6,25 +6,25 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
-from bot.keyboards import (
-    PRACTICE_PREFIX,
-    callback_number,
-    minutes_keyboard,
-    parse_minutes_callback,
-    practice_keyboard,
-)
-from bot.localtime import format_relative
-from bot.patients import zone_of
-from bot.practices import KINDS, parse_practice_args, record_practice, set_minutes
-from bot.reminders import (
+from bot.companion import Companion
+from bot.core.localtime import format_relative
+from bot.domain.patients import zone_of
+from bot.domain.practices import KINDS, parse_practice_args, record_practice, set_minutes
+from bot.domain.reminders import (
     expected_at,
     parse_reminder,
     reminder_of,
     remove_reminder,
     set_reminder,
 )
-from bot.resources import Companion
+from bot.handlers.common import from_patient, pressed_by_patient, remove_buttons, the_patient
+from bot.telegram.keyboards import (
+    PRACTICE_PREFIX,
+    callback_number,
+    minutes_keyboard,
+    parse_minutes_callback,
+    practice_keyboard,
+)
 
 
 def saved_text(res: Companion, kind: str, minutes: int | None, note: str) -> str:

@@ -8,16 +8,16 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.guides import patients_of
+from bot.companion import Companion, companion
+from bot.domain.guides import patients_of
+from bot.domain.rights import delete_person
 from bot.handlers.common import (
     consented_patient,
     from_patient,
     remove_buttons,
     usable_button,
 )
-from bot.keyboards import DELETE_YES, delete_keyboard
-from bot.resources import Companion, companion
-from bot.rights import delete_person
+from bot.telegram.keyboards import DELETE_YES, delete_keyboard
 
 
 async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

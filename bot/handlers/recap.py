@@ -8,21 +8,13 @@ from zoneinfo import ZoneInfo
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.companion import Companion
+from bot.core.localtime import WEEKDAY_NAMES, format_relative, parse_clock, parse_weekday
+from bot.core.text import small_number
 from bot.db.models import Patient, WeeklyRecap
-from bot.handlers.common import (
-    FromPatient,
-    from_patient,
-    pressed_by_patient,
-    remove_buttons,
-    the_patient,
-)
-from bot.localtime import WEEKDAY_NAMES, format_relative, parse_clock, parse_weekday
-from bot.outbox import send_recap
-from bot.patients import zone_of
-from bot.recap import MAX_RECAP_DAYS, RECAP_DAYS, Recap, build_recap
-from bot.resources import Companion
-from bot.text import small_number
-from bot.weekly import (
+from bot.domain.patients import zone_of
+from bot.domain.recap import MAX_RECAP_DAYS, RECAP_DAYS, Recap, build_recap
+from bot.domain.weekly import (
     DEFAULT_MINUTE,
     DEFAULT_WEEKDAY,
     expected_at,
@@ -30,6 +22,14 @@ from bot.weekly import (
     turn_on,
     weekly_of,
 )
+from bot.handlers.common import (
+    FromPatient,
+    from_patient,
+    pressed_by_patient,
+    remove_buttons,
+    the_patient,
+)
+from bot.telegram.sending import send_recap
 
 
 async def recap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

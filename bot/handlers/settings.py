@@ -5,17 +5,17 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import from_patient, the_patient
-from bot.localtime import (
+from bot.core.localtime import (
     TIMEZONE_EXAMPLES,
     describe_duration,
     format_clock,
     parse_quiet_hours,
     resolve_timezone,
 )
-from bot.patients import pause as pause_prompts
-from bot.patients import quiet_hours_of, set_quiet_hours, zone_of
-from bot.patients import resume as resume_prompts
+from bot.domain.patients import pause as pause_prompts
+from bot.domain.patients import quiet_hours_of, set_quiet_hours, zone_of
+from bot.domain.patients import resume as resume_prompts
+from bot.handlers.common import from_patient, the_patient
 
 
 async def timezone(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,7 +8,24 @@ from telegram import Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.core.localtime import (
+    TreatmentTimeError,
+    describe_duration,
+    format_relative,
+    format_short,
+    parse_treatment_time,
+)
+from bot.core.text import step_title
 from bot.db import queries
+from bot.domain.journal import ActionOutcome, PromptAction, act_on_prompt
+from bot.domain.patients import zone_of
+from bot.domain.treatments import (
+    MAX_INTENTION_LENGTH,
+    DuplicateTreatmentError,
+    log_treatment,
+    set_intention,
+)
+from bot.domain.weekly import weekly_of
 from bot.handlers.common import (
     check_in_after_a_low_mood,
     from_patient,
@@ -17,24 +34,7 @@ from bot.handlers.common import (
     the_patient,
 )
 from bot.handlers.guides import announce_treatment
-from bot.journal import ActionOutcome, PromptAction, act_on_prompt
-from bot.keyboards import parse_prompt_callback, support_keyboard, weekly_offer_keyboard
-from bot.localtime import (
-    TreatmentTimeError,
-    describe_duration,
-    format_relative,
-    format_short,
-    parse_treatment_time,
-)
-from bot.patients import zone_of
-from bot.text import step_title
-from bot.treatments import (
-    MAX_INTENTION_LENGTH,
-    DuplicateTreatmentError,
-    log_treatment,
-    set_intention,
-)
-from bot.weekly import weekly_of
+from bot.telegram.keyboards import parse_prompt_callback, support_keyboard, weekly_offer_keyboard
 
 log = logging.getLogger(__name__)
 

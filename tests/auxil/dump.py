@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, select
 
 from bot.config import Settings
+from bot.db.keys import key_file_for
 from bot.db.models import Base
 from bot.db.session import create_db_engine
-from bot.keys import key_file_for
 
 
 def raw_rows(engine: Engine) -> dict[str, list[dict[str, Any]]]:

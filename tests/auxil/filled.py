@@ -14,7 +14,7 @@ from telegram import Update
 from bot.db.crypto import is_encrypted
 from bot.db.models import Base
 from bot.db.session import create_db_engine, create_session_factory
-from bot.inbox import Inbox
+from bot.telegram.inbox import Inbox
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 

@@ -19,13 +19,13 @@ from bot.app import (
     build_companion,
     rate_limiter_for,
 )
+from bot.companion import Companion
 from bot.config import Settings
 from bot.db.models import PromptStatus, ScheduledPrompt
-from bot.dispatch import DispatchReport, dispatch_due
-from bot.keyboards import CONSENT_AGREE
-from bot.resources import Companion
-from bot.updates import ChatOrderedUpdateProcessor
-from bot.webhook import serve
+from bot.delivery.dispatch import DispatchReport, dispatch_due
+from bot.telegram.keyboards import CONSENT_AGREE
+from bot.telegram.updates import ChatOrderedUpdateProcessor
+from bot.telegram.webhook import serve
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser
 
 WAIT = 10.0

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 
 Rows written before this revision hold plain text: they are encrypted here, in batches, with
-the key the bot opened at start (see bot.keys).
+the key the bot opened at start (see bot.db.keys).
 """
 
 from collections.abc import Sequence

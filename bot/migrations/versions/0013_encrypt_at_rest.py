@@ -5,7 +5,7 @@ Revision ID: 0013
 Revises: 0012
 
 Each column becomes text holding a Fernet token; the rows written before this revision are
-encrypted here, in batches, with the key the bot opened at start (see bot.keys). Nothing
+encrypted here, in batches, with the key the bot opened at start (see bot.db.keys). Nothing
 filters or sorts on these columns in SQL: the application does it after decrypting.
 """
 

@@ -7,15 +7,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bot.core.schedule import Schedule
+from bot.core.text import step_title
 from bot.db import queries
 from bot.db.models import Entry, EntryKind, Patient, Practice
-from bot.goals import checks_of, goals_of
-from bot.guides import notes_of
-from bot.journal import gather_treatment, prompt_state
-from bot.patients import zone_of
-from bot.practices import practices_between
-from bot.schedule import Schedule
-from bot.text import step_title
+from bot.domain.goals import checks_of, goals_of
+from bot.domain.guides import notes_of
+from bot.domain.journal import gather_treatment, prompt_state
+from bot.domain.patients import zone_of
+from bot.domain.practices import practices_between
 
 
 @dataclass(frozen=True)

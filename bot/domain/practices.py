@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.schedule import Schedule
 from bot.db import queries
 from bot.db.models import Patient, Practice, ScheduledPrompt
-from bot.schedule import Schedule
-from bot.treatments import integration_treatment
+from bot.domain.treatments import integration_treatment
 
 # In the order the buttons show them; names and button labels live in labels.html.
 KINDS = (

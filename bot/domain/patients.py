@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import DEFAULT_QUIET_HOURS, QuietHours
 from bot.db import queries
 from bot.db.models import Patient, PromptStatus
-from bot.localtime import DEFAULT_QUIET_HOURS, QuietHours
 
 
 def _minutes(moment: time) -> int:

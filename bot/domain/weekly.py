@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import defer_past_quiet_hours, next_weekly
 from bot.db.models import Patient, WeeklyRecap
-from bot.localtime import defer_past_quiet_hours, next_weekly
-from bot.patients import quiet_hours_of, zone_of
-from bot.recurring import Recurring, claim_recurring
+from bot.domain.patients import quiet_hours_of, zone_of
+from bot.domain.recurring import Recurring, claim_recurring
 
 DEFAULT_WEEKDAY = 6  # Sunday
 DEFAULT_MINUTE = 18 * 60

@@ -10,10 +10,10 @@ from typing import cast
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import defer_past_quiet_hours
 from bot.db.models import GoalCheckin, Patient, Reminder, WeeklyRecap
 from bot.db.queries import skips_locked_rows
-from bot.localtime import defer_past_quiet_hours
-from bot.patients import quiet_hours_of, zone_of
+from bot.domain.patients import quiet_hours_of, zone_of
 
 Recurring = WeeklyRecap | Reminder | GoalCheckin
 LEASE = timedelta(minutes=5)

@@ -11,12 +11,17 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, TemplateError, TemplateSyntaxError, meta
 
+from bot.core.localtime import (
+    DEFAULT_QUIET_HOURS,
+    defer_past_quiet_hours,
+    format_clock,
+    format_day,
+)
+from bot.core.schedule import Schedule, ScheduleError, Step, load_schedule
 from bot.crisis import load_resources
-from bot.localtime import DEFAULT_QUIET_HOURS, defer_past_quiet_hours, format_clock, format_day
-from bot.messages import TELEGRAM_LIMIT, telegram_html_problems, visible_length
-from bot.render import make_environment
-from bot.schedule import Schedule, ScheduleError, Step, load_schedule
-from bot.treatments import MAX_INTENTION_LENGTH
+from bot.domain.treatments import MAX_INTENTION_LENGTH
+from bot.render.jinja import make_environment
+from bot.render.telegram_html import TELEGRAM_LIMIT, telegram_html_problems, visible_length
 
 CRISIS_RESOURCES = "crisis_resources.toml"
 PROMPT_VARIABLES = frozenset(

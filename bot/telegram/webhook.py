@@ -1,9 +1,10 @@
 """Webhook mode: Telegram posts each update to us; several instances can share the work.
 
 An update is stored in the durable inbox before Telegram gets its 200, so once Telegram is
-told, the update is safe. Then this instance puts it in its chat's line (bot/updates.py): the
-chat's lease decides which instance handles it, in order with the chat's other updates. If
-this instance dies first, another one takes it up from the inbox (app.sweep_job).
+told, the update is safe. Then this instance puts it in its chat's line
+(bot/telegram/updates.py): the chat's lease decides which instance handles it, in order with
+the chat's other updates. If this instance dies first, another one takes it up from the inbox
+(app.sweep_job).
 
 A request without the right X-Telegram-Bot-Api-Secret-Token gets 403; GET /healthz answers
 200 while the bot runs and its database answers, for the load balancer.
@@ -25,9 +26,9 @@ from tornado.httpserver import HTTPServer
 from tornado.web import Application as TornadoApplication
 from tornado.web import RequestHandler
 
-from bot.inbox import InboxBot, readable
-from bot.resources import BOT_DATA_KEY, Companion
-from bot.updates import CompanionApp
+from bot.companion import BOT_DATA_KEY, Companion
+from bot.telegram.inbox import InboxBot, readable
+from bot.telegram.updates import CompanionApp
 
 log = logging.getLogger(__name__)
 

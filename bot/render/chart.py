@@ -2,26 +2,24 @@
 
 Only the object-oriented matplotlib API is used (a Figure on its own Agg canvas), never pyplot:
 pyplot keeps every figure in global state, which a long-running bot would leak and share across
-threads. A Figure built here is ordinary garbage once the bytes are out.
+threads. A Figure built here is ordinary garbage once the bytes are out. matplotlib is imported
+on the first chart, not when the bot starts: most starts never draw one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from io import BytesIO
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from matplotlib import font_manager
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-from matplotlib.figure import Figure
-from matplotlib.ft2font import FT2Font
+from bot.core.moods import MOOD_MAX, MOOD_MIN, MoodPoint, TreatmentMark, require_aware
 
-MOOD_MIN, MOOD_MAX = 1, 10
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 FONT = "DejaVu Sans"  # ships with matplotlib, so every host draws the same glyphs
 WIDTH_INCHES, HEIGHT_INCHES, DPI = 10, 5, 100
 MOOD_COLOUR = "#3f7f8c"
@@ -33,32 +31,6 @@ TEXT_COLOUR = "#333333"
 MIN_LABEL_GAP = 0.03
 # Beyond this many points (about one per 8 px), full-size markers merge into a solid band.
 DENSE_POINTS = 120
-
-
-@dataclass(frozen=True)
-class MoodPoint:
-    when: datetime  # aware
-    value: int  # 1..10
-
-    def __post_init__(self) -> None:
-        _require_aware(self.when)
-        if not MOOD_MIN <= self.value <= MOOD_MAX:
-            raise ValueError(f"mood {self.value} is outside {MOOD_MIN}..{MOOD_MAX}")
-
-
-@dataclass(frozen=True)
-class TreatmentMark:
-    when: datetime  # aware
-    number: int
-
-    def __post_init__(self) -> None:
-        _require_aware(self.when)
-
-
-def _require_aware(moment: datetime) -> None:
-    # matplotlib would read a naive time as UTC and draw it hours away from where it belongs.
-    if moment.utcoffset() is None:
-        raise ValueError(f"{moment!r} has no time zone")
 
 
 def mood_chart_png(
@@ -75,10 +47,14 @@ def mood_chart_png(
     Points are joined in time order; each treatment inside the window gets a dashed line labelled
     "T<number>". With no points the chart shows just the axes and the treatments.
     """
-    _require_aware(start)
-    _require_aware(end)
+    require_aware(start)
+    require_aware(end)
     if end <= start:
         raise ValueError("the chart window must end after it starts")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+
     shown = sorted((point for point in points if start <= point.when <= end), key=_when)
     dense = len(shown) > DENSE_POINTS
 
@@ -135,6 +111,8 @@ def _when(event: MoodPoint | TreatmentMark) -> datetime:
 
 def _date_numbers(moments: Sequence[datetime]) -> list[float]:
     """matplotlib's numbers for aware moments (days since its epoch, in UTC), as axes take them."""
+    from matplotlib.dates import date2num
+
     # matplotlib.dates ships without type hints, hence the float() of each number.
     return [float(number) for number in date2num(moments)]  # type: ignore[no-untyped-call]
 
@@ -174,4 +152,7 @@ def _drawable(text: str) -> str:
 
 @cache
 def _font_characters() -> frozenset[int]:
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
     return frozenset(FT2Font(font_manager.findfont(FONT)).get_charmap())

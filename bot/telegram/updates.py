@@ -13,8 +13,8 @@ from typing import Any
 from telegram import Bot, Update
 from telegram.ext import Application, BaseUpdateProcessor
 
-from bot.inbox import Inbox
-from bot.ratelimit import held_while_waiting
+from bot.telegram.inbox import Inbox
+from bot.telegram.ratelimit import held_while_waiting
 
 log = logging.getLogger(__name__)
 

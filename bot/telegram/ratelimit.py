@@ -17,7 +17,7 @@ before all of them. A task that holds an update processor's slot gives it up whi
 here and while its request is in flight, so chats waiting out their limits do not keep other
 chats' updates waiting.
 
-Several instances on one database also take lanes there (bot/coordination.py), by the same
+Several instances on one database also take lanes there (bot/telegram/coordination.py), by the same
 rule, so the limits hold for all of them together; each one's own windows stay as well.
 """
 
@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.coordination import Lane, SendSlots
+from bot.telegram.coordination import Lane, SendSlots
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.schedule import Schedule
+from bot.core.schedule import Schedule
 
 # Numbers a person or a button may give: ids, days, page and treatment numbers. Beyond this
 # a database integer column overflows, and no such row exists anyway.

@@ -1,14 +1,13 @@
-"""The journal as a Markdown file or a printable PDF. Pure: ExportData in, a file out."""
+"""The journal as a printable PDF. Pure: ExportData in, a file out.
+
+fpdf2 and matplotlib (whose DejaVu fonts the PDF uses) are heavy: this module is imported on
+the first export, not when the bot starts."""
 
 from __future__ import annotations
 
 import io
 import re
 import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum, auto
 from pathlib import Path
 from typing import cast
 
@@ -19,218 +18,11 @@ from fpdf.enums import Align, TextDirection, XPos, YPos
 from fpdf.fonts import TTFFont
 from PIL import Image
 
-from bot.export_data import (
+from bot.domain.export_data import (
     ExportData,
-    ExportEntry,
-    ExportPractice,
-    ExportPrompt,
-    ExportTreatment,
 )
-from bot.render import Say
-
-__all__ = ["render_markdown", "write_markdown", "write_pdf"]
-
-
-def _format_when(moment: datetime) -> str:
-    """ "Tuesday 24 November 2026, 18:00"; the moment is already in the patient's zone."""
-    return f"{moment:%A} {moment.day} {moment:%B %Y, %H:%M}"
-
-
-def _format_duration(seconds: int) -> str:
-    """ "0:42", "12:05", as the bot shows durations in the chat."""
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _kind_label(entry: ExportEntry, say: Say) -> str:
-    """What the entry is, or "" for plain text, which speaks for itself."""
-    if entry.kind == "mood" and entry.mood is not None:
-        return say("mood", value=entry.mood)
-    if entry.kind == "text":
-        return ""
-    label = say("kind", name=entry.kind)
-    if entry.duration_seconds is not None:
-        label += f" ({_format_duration(entry.duration_seconds)})"
-    return label
-
-
-def _entry_meta(entry: ExportEntry, say: Say) -> str:
-    parts = (_format_when(entry.when), _kind_label(entry, say))
-    meta = " · ".join(part for part in parts if part)
-    return say("edited", meta=meta) if entry.edited else meta
-
-
-def _prompt_meta(prompt: ExportPrompt, say: Say) -> str:
-    if prompt.sent_at is None:
-        return say("state", status=prompt.status).capitalize()
-    return say("sent", when=_format_when(prompt.sent_at), status=prompt.status)
-
-
-def _range_line(data: ExportData, say: Say) -> str:
-    if data.start is None:
-        return say("range_all", end=_format_when(data.end))
-    return say("range", start=_format_when(data.start), end=_format_when(data.end))
-
-
-def _one_line(text: str) -> str:
-    """Headings and labels cannot span lines in either format."""
-    return " ".join(text.split())
-
-
-class _Style(Enum):
-    SECTION = auto()  # a treatment or "Other entries"; a new page in the PDF
-    HEADING = auto()  # Intention, Session notes, Prompts, Mood records, Journal entries
-    PROMPT = auto()  # a prompt's title
-    STATUS = auto()  # when a prompt was sent and how it stands
-    ENTRY = auto()  # when an entry was written and what it is
-    TEXT = auto()  # what the patient (or guide) wrote, verbatim
-    REMARK = auto()  # the export's own words in place of missing content
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    style: _Style
-    text: str
-
-
-def _entry_blocks(entry: ExportEntry, say: Say) -> Iterator[_Block]:
-    yield _Block(_Style.ENTRY, _entry_meta(entry, say))
-    if entry.text.strip():
-        yield _Block(_Style.TEXT, entry.text)
-
-
-def _practice_blocks(practices: list[ExportPractice], say: Say) -> Iterator[_Block]:
-    for done in practices:
-        name = _one_line(done.label) or say("practice", kind=done.kind)
-        meta = say("practice_meta", when=_format_when(done.when), name=name, minutes=done.minutes)
-        yield _Block(_Style.ENTRY, meta)
-        if done.note.strip():
-            yield _Block(_Style.TEXT, done.note)
-
-
-def _treatment_blocks(treatment: ExportTreatment, say: Say) -> Iterator[_Block]:
-    heading = say("treatment", number=treatment.number, when=_format_when(treatment.when))
-    yield _Block(_Style.SECTION, heading)
-    yield _Block(_Style.HEADING, say("intention"))
-    if treatment.intention.strip():
-        yield _Block(_Style.TEXT, treatment.intention)
-    else:
-        yield _Block(_Style.REMARK, say("no_intention"))
-    notes = [(author, text) for author, text in treatment.notes if text.strip()]
-    if notes:
-        yield _Block(_Style.HEADING, say("notes"))
-        for author, text in notes:
-            yield _Block(_Style.ENTRY, say("note_by", author=author))
-            yield _Block(_Style.TEXT, text)
-    if treatment.prompts:
-        yield _Block(_Style.HEADING, say("prompts"))
-        for prompt in treatment.prompts:
-            yield _Block(_Style.PROMPT, _one_line(prompt.title))
-            yield _Block(_Style.STATUS, _prompt_meta(prompt, say))
-            for answer in prompt.answers:
-                yield from _entry_blocks(answer, say)
-    for heading, entries in ((say("moods"), treatment.moods), (say("entries"), treatment.entries)):
-        if entries:
-            yield _Block(_Style.HEADING, heading)
-            for entry in entries:
-                yield from _entry_blocks(entry, say)
-    if treatment.practices:
-        yield _Block(_Style.HEADING, say("practices"))
-        yield from _practice_blocks(treatment.practices, say)
-
-
-def _content_blocks(data: ExportData, say: Say) -> Iterator[_Block]:
-    """Everything after the title, in the same order for every format."""
-    for treatment in data.treatments:
-        yield from _treatment_blocks(treatment, say)
-    if data.other_entries:
-        yield _Block(_Style.SECTION, say("other_entries"))
-        for entry in data.other_entries:
-            yield from _entry_blocks(entry, say)
-    if data.other_practices:
-        yield _Block(_Style.SECTION, say("other_practices"))
-        yield from _practice_blocks(data.other_practices, say)
-    if data.goals:
-        yield _Block(_Style.SECTION, say("goals"))
-        for goal in data.goals:
-            yield _Block(_Style.PROMPT, _one_line(goal.text))
-            yield _Block(_Style.STATUS, say("goal_meta", kind=goal.kind, status=goal.status))
-            for week, answer, note in goal.checks:
-                yield _Block(_Style.ENTRY, say("goal_check", week=week, answer=answer))
-                if note.strip():
-                    yield _Block(_Style.TEXT, note)
-    if data.is_empty:
-        yield _Block(_Style.REMARK, say("nothing"))
-
-
-# Markdown ---------------------------------------------------------------------------------
-
-# Every ASCII punctuation mark CommonMark (or a common extension) gives a meaning to: & starts
-# entities, = underlines setext headings, $ opens maths on GitHub. CommonMark allows a backslash
-# before any ASCII punctuation, so escaping these always is safe even where it is not needed.
-_MARKDOWN_ESCAPES = str.maketrans({char: "\\" + char for char in "\\`*_{}[]<>()#+-.!|~&=$"})
-_INDENT = re.compile(r"[ \t]+")
-
-
-def _escape_line(line: str) -> str:
-    """One line of text, inert in Markdown; leading blanks become no-break spaces, since
-    four leading spaces would otherwise turn the line into a code block."""
-    escaped = line.translate(_MARKDOWN_ESCAPES)
-    indent = _INDENT.match(escaped)
-    if indent is None:
-        return escaped
-    return "\u00a0" * indent.end() + escaped[indent.end() :]
-
-
-def _markdown_quote(text: str) -> str:
-    """Text as a block quote: every line kept, ending in two spaces (a hard line break) when
-    the next line continues the same paragraph."""
-    lines = [_escape_line(line) for line in text.splitlines()]
-    quoted: list[str] = []
-    for index, line in enumerate(lines):
-        continues = bool(line) and index + 1 < len(lines) and bool(lines[index + 1])
-        quoted.append(f"> {line}  " if continues else f"> {line}" if line else ">")
-    return "\n".join(quoted) + "\n\n"
-
-
-def _markdown_block(block: _Block) -> str:
-    match block.style:
-        case _Style.TEXT:
-            return _markdown_quote(block.text)
-        case _Style.SECTION:
-            return f"## {_escape_line(block.text)}\n\n"
-        case _Style.HEADING:
-            return f"### {_escape_line(block.text)}\n\n"
-        case _Style.PROMPT:
-            return f"#### {_escape_line(block.text)}\n\n"
-        case _Style.STATUS | _Style.ENTRY | _Style.REMARK:
-            return f"*{_escape_line(block.text)}*\n\n"
-
-
-def _markdown_pieces(data: ExportData, say: Say) -> Iterator[str]:
-    yield f"# {_escape_line(say('title'))}\n\n"
-    name = _one_line(data.patient_name)
-    if name:
-        yield f"**{_escape_line(name)}**\n\n"
-    yield f"{_escape_line(_range_line(data, say))}  \n"
-    yield f"{_escape_line(say('timezone', name=data.timezone))}  \n"
-    yield f"{_escape_line(say('generated', when=_format_when(data.generated_at)))}\n\n"
-    if data.mood_chart_png is not None:
-        yield f"*{_escape_line(say('chart_in_pdf'))}*\n\n"
-    for block in _content_blocks(data, say):
-        yield _markdown_block(block)
-
-
-def render_markdown(data: ExportData, say: Say) -> str:
-    return "".join(_markdown_pieces(data, say))
-
-
-def write_markdown(data: ExportData, path: Path, say: Say) -> None:
-    """Write block by block, so a long journal never sits in memory as one string."""
-    with path.open("w", encoding="utf-8", newline="\n") as file:
-        file.writelines(_markdown_pieces(data, say))
-
-
-# PDF --------------------------------------------------------------------------------------
+from bot.render.export import Block, Style, content_blocks, format_when, one_line, range_line
+from bot.render.jinja import Say
 
 _FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 _FAMILY = "DejaVu"
@@ -415,7 +207,7 @@ class _PdfWriter:
         pdf.set_y(70)  # about a quarter of the way down
         self.use("B", 28)
         self.paragraph(self.say("title"), 12)
-        name = _one_line(data.patient_name)
+        name = one_line(data.patient_name)
         if name:
             pdf.ln(2)
             self.use("", 17)
@@ -423,11 +215,11 @@ class _PdfWriter:
             pdf.footer_label = self.footer_label(name)
         pdf.ln(10)
         self.use("", 12)
-        self.paragraph(_range_line(data, self.say), 6.5)
+        self.paragraph(range_line(data, self.say), 6.5)
         pdf.ln(2)
         self.use("", 10, _GRAY)
         self.paragraph(self.say("timezone", name=data.timezone), 5.2)
-        self.paragraph(self.say("generated", when=_format_when(data.generated_at)), 5.2)
+        self.paragraph(self.say("generated", when=format_when(data.generated_at)), 5.2)
         if data.mood_chart_png is not None:
             self.chart(data.mood_chart_png)
 
@@ -464,10 +256,10 @@ class _PdfWriter:
             alt_text=self.say("chart_heading"),
         )
 
-    def block(self, block: _Block) -> None:
+    def block(self, block: Block) -> None:
         pdf = self.pdf
         match block.style:
-            case _Style.SECTION:
+            case Style.SECTION:
                 pdf.add_page()
                 pdf.start_section(block.text)
                 self.use("B", 16)
@@ -477,30 +269,30 @@ class _PdfWriter:
                 pdf.set_line_width(0.3)
                 pdf.line(pdf.l_margin, pdf.y, pdf.l_margin + pdf.epw, pdf.y)
                 pdf.ln(3)
-            case _Style.HEADING:
+            case Style.HEADING:
                 self.keep_with_next(7 + 3 * _BODY_LINE)
                 self.gap(6)
                 self.use("B", 12.5)
                 self.paragraph(block.text, 7)
                 pdf.ln(1)
-            case _Style.PROMPT:
+            case Style.PROMPT:
                 self.keep_with_next(6 + _META_LINE + 2 * _BODY_LINE)
                 self.gap(4)
                 self.use("B", 11.5)
                 self.paragraph(block.text, 6)
-            case _Style.STATUS:
+            case Style.STATUS:
                 self.use("", _META_SIZE, _GRAY)
                 self.paragraph(block.text, _META_LINE)
-            case _Style.ENTRY:
+            case Style.ENTRY:
                 self.keep_with_next(_META_LINE + 2 * _BODY_LINE)
                 self.gap(2.5)
                 self.use("", _META_SIZE, _GRAY)
                 self.paragraph(block.text, _META_LINE)
                 pdf.ln(0.6)
-            case _Style.TEXT:
+            case Style.TEXT:
                 self.use("", _BODY_SIZE)
                 self.paragraph(block.text, _BODY_LINE)
-            case _Style.REMARK:
+            case Style.REMARK:
                 self.use("I", _BODY_SIZE, _GRAY)
                 self.paragraph(block.text, _BODY_LINE)
 
@@ -512,6 +304,6 @@ def write_pdf(data: ExportData, path: Path, say: Say) -> None:
     pdf.set_creator("Integration Companion")
     pdf.set_creation_date(data.generated_at)
     writer.title_page(data)
-    for block in _content_blocks(data, say):
+    for block in content_blocks(data, say):
         writer.block(block)
     pdf.output(str(path))

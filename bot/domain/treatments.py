@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import defer_past_quiet_hours
+from bot.core.schedule import Schedule
 from bot.db import queries
 from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
-from bot.localtime import defer_past_quiet_hours
-from bot.patients import quiet_hours_of, zone_of
-from bot.schedule import Schedule
+from bot.domain.patients import quiet_hours_of, zone_of
 
 # Two treatments this close together are almost certainly the same one logged twice.
 DUPLICATE_WINDOW = timedelta(hours=2)

@@ -8,17 +8,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.chart import MoodPoint, TreatmentMark
+from bot.core.localtime import format_day, format_short
+from bot.core.moods import MoodPoint, TreatmentMark
+from bot.core.schedule import Schedule
+from bot.core.text import shorten, step_title
 from bot.db import queries
 from bot.db.models import EntryKind, Patient, PromptStatus
-from bot.goals import WEEKS_SHOWN, progress
-from bot.guides import notes_of
-from bot.localtime import format_day, format_short
-from bot.patients import zone_of
-from bot.practices import practices_between, summarize
-from bot.schedule import Schedule
-from bot.text import shorten, step_title
-from bot.treatments import expected_send_time
+from bot.domain.goals import WEEKS_SHOWN, progress
+from bot.domain.guides import notes_of
+from bot.domain.patients import zone_of
+from bot.domain.practices import practices_between, summarize
+from bot.domain.treatments import expected_send_time
 
 RECAP_DAYS = 7
 MAX_RECAP_DAYS = 365

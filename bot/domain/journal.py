@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import format_short
+from bot.core.schedule import Schedule
+from bot.core.text import shorten, small_number, step_title
 from bot.db import queries
 from bot.db.models import Entry, EntryKind, Patient, PromptStatus, ScheduledPrompt, Treatment
-from bot.localtime import format_short
-from bot.practices import KINDS, record_practice
-from bot.schedule import Schedule
-from bot.text import shorten, small_number, step_title
-from bot.treatments import MAX_INTENTION_LENGTH, integration_treatment
+from bot.domain.practices import KINDS, record_practice
+from bot.domain.treatments import MAX_INTENTION_LENGTH, integration_treatment
 
 PAGE_SIZE = 5
 SCALE = range(1, 11)

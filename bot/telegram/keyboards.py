@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.goals import ANSWERS as GOAL_ANSWERS
-from bot.journal import SCALE, PromptAction
-from bot.practices import KINDS, MINUTE_CHOICES
-from bot.resources import Companion
-from bot.schedule import Step
-from bot.text import small_number
+from bot.companion import Companion
+from bot.core.schedule import Step
+from bot.core.text import small_number
+from bot.domain.goals import ANSWERS as GOAL_ANSWERS
+from bot.domain.journal import SCALE, PromptAction
+from bot.domain.practices import KINDS, MINUTE_CHOICES
 
 CONSENT_AGREE = "consent:agree"
 # One tap to the crisis contacts, under every prompt and journal page.

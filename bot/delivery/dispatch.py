@@ -8,7 +8,7 @@ few milliseconds between Telegram's answer and the UPDATE that records it), or T
 accepted it but its answer was lost to a timeout and the send was retried.
 
 A tick claims and sends batch after batch until nothing is due, a few prompts in flight at a
-time; the rate limiter (bot/ratelimit.py) spaces them under Telegram's limits.
+time; the rate limiter (bot/telegram/ratelimit.py) spaces them under Telegram's limits.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from sqlalchemy.orm import Session
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.companion import Companion
+from bot.core.localtime import defer_past_quiet_hours
+from bot.core.schedule import Schedule
 from bot.db import queries
 from bot.db.models import (
     GoalCheckin,
@@ -35,20 +38,17 @@ from bot.db.models import (
     Treatment,
     WeeklyRecap,
 )
-from bot.goals import active_goals, checkin_done, claim_due_checkins
-from bot.guides import notes_of
-from bot.keyboards import goal_checkin_keyboard, prompt_keyboard, reminder_keyboard
-from bot.localtime import defer_past_quiet_hours
-from bot.messages import pack_blocks
-from bot.outbox import send_recap
-from bot.patients import mark_unreachable, quiet_hours_of, zone_of
-from bot.prompt_folder import prompt_context
-from bot.recap import build_recap
-from bot.recurring import Recurring, release_for_retry
-from bot.reminders import claim_due_reminders, reminder_sent
-from bot.resources import Companion
-from bot.schedule import Schedule
-from bot.weekly import claim_due_recaps, recap_sent
+from bot.domain.goals import active_goals, checkin_done, claim_due_checkins
+from bot.domain.guides import notes_of
+from bot.domain.patients import mark_unreachable, quiet_hours_of, zone_of
+from bot.domain.recap import build_recap
+from bot.domain.recurring import Recurring, release_for_retry
+from bot.domain.reminders import claim_due_reminders, reminder_sent
+from bot.domain.weekly import claim_due_recaps, recap_sent
+from bot.render.prompt_folder import prompt_context
+from bot.render.telegram_html import pack_blocks
+from bot.telegram.keyboards import goal_checkin_keyboard, prompt_keyboard, reminder_keyboard
+from bot.telegram.sending import send_recap
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from bot.db.models import (
     Treatment,
     WeeklyRecap,
 )
-from bot.goals import checks_of, goals_of
-from bot.guides import GuideLeft, end_guide_role, guides_of
-from bot.practices import practices_between
+from bot.domain.goals import checks_of, goals_of
+from bot.domain.guides import GuideLeft, end_guide_role, guides_of
+from bot.domain.practices import practices_between
 
 EXPORT_FORMAT = "integration-companion/personal-data/1"
 

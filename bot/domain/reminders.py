@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import defer_past_quiet_hours, parse_clock
 from bot.db.models import Patient, Reminder
-from bot.localtime import defer_past_quiet_hours, parse_clock
-from bot.patients import quiet_hours_of, zone_of
-from bot.practices import kind_of
-from bot.recurring import Recurring, claim_recurring
+from bot.domain.patients import quiet_hours_of, zone_of
+from bot.domain.practices import kind_of
+from bot.domain.recurring import Recurring, claim_recurring
 
 
 def next_daily(after: datetime, minute: int, tz: ZoneInfo) -> datetime:

@@ -14,8 +14,8 @@ from typing import Any
 
 from telegram.error import BadRequest
 
-from bot.inbox import InboxBot
-from bot.messages import plain_text, split_html
+from bot.render.telegram_html import plain_text, split_html
+from bot.telegram.inbox import InboxBot
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from sqlalchemy import case, delete, func, or_, select, update
 from telegram import Bot, Update
 from telegram.ext import ExtBot
 
+from bot.companion import Clock
 from bot.db.models import InboxUpdate
 from bot.db.session import SessionFactory
-from bot.resources import Clock
 
 log = logging.getLogger(__name__)
 

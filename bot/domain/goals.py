@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core.localtime import next_weekly
+from bot.core.schedule import Schedule
+from bot.core.text import small_number
 from bot.db import queries
 from bot.db.models import Goal, GoalCheck, GoalCheckin, Patient, WeeklyRecap
-from bot.localtime import next_weekly
-from bot.patients import zone_of
-from bot.recurring import Recurring, claim_recurring
-from bot.schedule import Schedule
-from bot.text import small_number
+from bot.domain.patients import zone_of
+from bot.domain.recurring import Recurring, claim_recurring
 
 KINDS = ("build", "break", "goal")
 ANSWERS = ("yes", "partly", "no")

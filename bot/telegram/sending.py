@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 from telegram import Bot, InlineKeyboardMarkup
 
-from bot.chart import mood_chart_png
-from bot.messages import pack_blocks
-from bot.recap import Recap
-from bot.resources import Companion
+from bot.companion import Companion
+from bot.domain.recap import Recap
+from bot.render.chart import mood_chart_png
+from bot.render.telegram_html import pack_blocks
 
 
 async def send_blocks(

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-BOT_TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+BOT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 class Say(Protocol):

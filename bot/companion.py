@@ -11,11 +11,11 @@ from typing import Any, cast
 from telegram.ext import CallbackContext
 
 from bot.config import Settings
-from bot.coordination import ChatLocks
+from bot.core.schedule import Schedule
 from bot.crisis import CrisisResources
 from bot.db.session import SessionFactory
-from bot.render import Renderer
-from bot.schedule import Schedule
+from bot.render.jinja import Renderer
+from bot.telegram.coordination import ChatLocks
 
 Clock = Callable[[], datetime]
 BOT_DATA_KEY = "companion"
