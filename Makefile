@@ -28,20 +28,29 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# The SQLite pass runs in parallel, a worker per core (WORKERS=0: in this one process). The
+# PostgreSQL pass holds the tests that start several instances at once, which a second worker
+# starves on two cores: it runs in one process unless PG_WORKERS says otherwise (each worker
+# then gets a database of its own).
+WORKERS ?= auto
+PG_WORKERS ?= 0
+PYTEST := $(BIN)/python -m pytest --dist worksteal
+
 # First on SQLite (whatever TEST_DATABASE_URL says), then on PostgreSQL.
 pytest: $(STAMP)
-	env -u TEST_DATABASE_URL $(BIN)/python -m pytest
+	env -u TEST_DATABASE_URL $(PYTEST) -n $(WORKERS)
 	@$(MAKE) --no-print-directory pytest-postgres
 
-# The suite again on PostgreSQL: TEST_DATABASE_URL, or this default if a server answers there.
-# The tests wipe that database's public schema. Tests that start their own SQLite processes
-# or time benchmarks have run above and are left out here.
+# The tests that reach the database again, on PostgreSQL: TEST_DATABASE_URL, or this default
+# if a server answers there. The tests wipe its public schema (with PG_WORKERS, that of a
+# database each worker creates beside it: test_gw0, test_gw1, ...). Tests that start their
+# own SQLite processes or time benchmarks have run above and are left out here.
 PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
 pytest-postgres: $(STAMP)
 	@url="$${TEST_DATABASE_URL:-$(PG_DEFAULT)}"; \
 	if $(BIN)/python -m tests.postgres "$$url"; then \
 		echo "== the suite on PostgreSQL ($$url)"; \
-		TEST_DATABASE_URL="$$url" $(BIN)/python -m pytest \
+		TEST_DATABASE_URL="$$url" $(PYTEST) -n $(PG_WORKERS) \
 			--deselect tests/test_process.py \
 			--deselect tests/test_bench.py::test_every_benchmark_runs_in_quick_mode; \
 	else \
@@ -52,7 +61,7 @@ pytest-postgres: $(STAMP)
 
 # Everything but the slow tests (real processes, crash tests, large journals); CI runs them all.
 test-fast: lint types $(STAMP)
-	env -u TEST_DATABASE_URL $(BIN)/python -m pytest -m "not slow"
+	env -u TEST_DATABASE_URL $(PYTEST) -n $(WORKERS) -m "not slow"
 
 migrate: $(STAMP)
 	$(BIN)/python -m bot migrate

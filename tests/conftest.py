@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from bot.config import Settings
 from bot.db.crypto import Cipher, new_key, use_cipher
@@ -16,6 +16,45 @@ from tests.auxil.harness import FakeClock, Harness
 from tests.fake_telegram import FakeTelegram, TgUser
 
 REPO_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+# Only these fixtures, or a module that reads TEST_DATABASE_URL itself, lead a test to the
+# database TEST_DATABASE_URL names: the PostgreSQL pass runs just the tests that do.
+DATABASE_FIXTURES = frozenset({"settings"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets a PostgreSQL database of its own (the tests empty
+    theirs at will), named after TEST_DATABASE_URL's with the worker's name added. Setting the
+    variable here reaches every test, and the processes tests start, alike."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if not url or not worker or not url.startswith("postgresql"):
+        return
+    base = make_url(url)
+    own = base.set(database=f"{base.database}_{worker}")
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database}
+        ).first()
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{own.database}"'))
+    engine.dispose()
+    os.environ["TEST_DATABASE_URL"] = own.render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, leave out the tests that never reach it: they ran in the SQLite pass."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        return
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        reads_url = "TEST_DATABASE_URL" in Path(item.path).read_text(encoding="utf-8")
+        (kept if fixtures & DATABASE_FIXTURES or reads_url else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
