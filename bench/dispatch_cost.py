@@ -46,7 +46,8 @@ from bot.app import build_application, build_companion
 from bot.companion import utc_now
 from bot.db.crypto import current_cipher
 from bot.db.session import create_db_engine
-from bot.delivery.dispatch import IN_FLIGHT, dispatch_due
+from bot.delivery.dispatch import dispatch_due
+from bot.delivery.kind import IN_FLIGHT
 
 NUMBER, NAME = 2, "Dispatch"
 OVERALL = 30  # Telegram's limit, the bot's default

@@ -1,8 +1,8 @@
 """Benchmark 3, the scale of the schedule: the dispatch tick's claim as the table grows.
 
-Runs the real claim (bot.delivery.dispatch.claim_due: release expired leases, select due rows,
+Runs the real claim (bot.delivery.reflection.claim_due: release expired leases, select due rows,
 claim them) on a SQLite file, rolled back after each tick, with 100 prompts due, of which a claim
-takes bot.delivery.dispatch.CLAIMED_AT_ONCE (those it can send soon). The baseline database
+takes bot.delivery.reflection.CLAIMED_AT_ONCE (those it can send soon). The baseline database
 holds 1,000 future and 1,000 already-sent prompts besides; the large one 1,000,000 of each.
 Ticks alternate between the databases; each figure is the median tick. A flat ratio (near 1)
 is the goal: the partial index on pending rows keeps the claim's cost independent of the rows
@@ -37,7 +37,8 @@ from bot.core.schedule import load_schedule
 from bot.db.crypto import Cipher, new_key, use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.session import create_db_engine, create_session_factory
-from bot.delivery.dispatch import CLAIMED_AT_ONCE, DispatchReport, claim_due
+from bot.delivery.kind import DispatchReport
+from bot.delivery.reflection import CLAIMED_AT_ONCE, claim_due
 
 NUMBER, NAME = 3, "Schedule scale"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -103,19 +103,17 @@ def build_companion(settings: Settings, clock: Clock = utc_now) -> Companion:
 
 
 async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The one repeating job: send every prompt that is due."""
+    """The one repeating job: send everything that is due."""
     app = context.application
     report = await dispatch_due(companion(context), context.bot, lambda: app.running)
-    if report.sent or report.failed or report.retrying or report.recaps or report.reminders:
+    if report.delivered or report.failed or report.retrying:
+        sent = ", ".join(f"{count} {kind}" for kind, count in sorted(report.delivered.items()))
         log.info(
-            "dispatch: %s sent, %s deferred, %s retrying, %s failed, %s weekly recaps, "
-            "%s reminders",
-            len(report.sent),
+            "dispatch: sent %s; %s deferred, %s retrying, %s failed",
+            sent or "nothing",
             report.deferred,
             report.retrying,
             report.failed,
-            report.recaps,
-            report.reminders,
         )
 
 

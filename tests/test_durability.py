@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from bot.db import queries
 from bot.db.models import Entry, Patient, PromptStatus, ScheduledPrompt
-from bot.delivery import dispatch
-from bot.delivery.dispatch import MAX_ATTEMPTS, DispatchReport, claim_due
+from bot.delivery import reflection
+from bot.delivery.kind import DispatchReport
+from bot.delivery.reflection import MAX_ATTEMPTS, claim_due
 from bot.status import format_status, read_status
 from bot.telegram.updates import ChatOrderedUpdateProcessor
 from tests.auxil.harness import Harness
@@ -171,7 +172,7 @@ async def test_a_deferred_prompt_takes_the_patient_s_later_due_ones_with_it(
     looks at one due prompt at a time (a busy table), so the ones it did not look at must wait
     with the one it deferred, or a later step would overtake it."""
     bot = agreed
-    monkeypatch.setattr(dispatch, "BATCH_SIZE", 1)
+    monkeypatch.setattr(reflection, "BATCH_SIZE", 1)
     await bot.send(alice, "/treatment")
     bot.clock.advance(timedelta(days=4))
     report = await bot.dispatch()
@@ -271,7 +272,7 @@ async def test_a_prompt_row_another_dispatcher_locked_does_not_hide_the_first_in
             select(ScheduledPrompt.id).where(ScheduledPrompt.id == first).with_for_update()
         )
         with bot.companion.sessions.begin() as session:
-            candidates = queries.due_prompts(session, bot.clock.now, dispatch.BATCH_SIZE)
+            candidates = queries.due_prompts(session, bot.clock.now, reflection.BATCH_SIZE)
             assert [prompt.id for prompt, _ in candidates][:1] == [first]
 
 

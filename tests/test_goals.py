@@ -127,7 +127,7 @@ async def test_with_the_weekly_recap_on_the_checkin_comes_with_it(agreed: Harnes
     await bot.send(alice, "/goal add build: walk every morning")
     bot.clock.set(SUNDAY_18_BERLIN)
     report = await bot.dispatch()
-    assert report.recaps == 1
+    assert report.delivered["weekly recap"] == 1
     texts = [r.text or "" for r in bot.fake.sent(alice.id)[-2:]]
     assert texts[0].startswith("<b>Your weekly recap</b>")
     assert texts[1].startswith("<b>How did this week go?</b>")

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.db.crypto import Cipher, new_key, use_cipher
 from bot.db.migrate import upgrade_to_head
 from bot.db.models import Entry
-from bot.delivery.dispatch import IN_FLIGHT
+from bot.delivery.kind import IN_FLIGHT
 from bot.telegram.keyboards import CONSENT_AGREE
 from tests.auxil.seed import add_due_prompts
 from tests.fake_telegram import ApiRequest, FakeTelegram, TgUser

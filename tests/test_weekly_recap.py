@@ -43,22 +43,22 @@ async def test_it_sends_the_recap_every_week_once(agreed: Harness, alice: TgUser
         "in one message. The next one comes on Sun 29 Nov at 18:00."
     )
     bot.clock.set(datetime(2026, 11, 29, 17, 59, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     bot.clock.set(datetime(2026, 11, 29, 18, 0, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 1
+    assert (await bot.dispatch()).delivered["weekly recap"] == 1
     [recap] = weekly_recaps(bot, alice)
     assert "1 entry of your own; you wrote on 1 of 7 days." in recap
     # Never twice: not on the next tick, not after a restart.
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     await bot.restart()
     bot.clock.advance(timedelta(hours=1))
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     bot.clock.set(datetime(2026, 12, 6, 18, 0, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 1
+    assert (await bot.dispatch()).delivered["weekly recap"] == 1
     assert len(weekly_recaps(bot, alice)) == 2
     assert (await bot.send(alice, "/recap weekly off"))[0].startswith("Your weekly recap is off.")
     bot.clock.set(datetime(2026, 12, 13, 18, 0, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
 
 
 async def test_it_keeps_the_local_hour_across_a_time_change(agreed: Harness, alice: TgUser):
@@ -67,9 +67,9 @@ async def test_it_keeps_the_local_hour_across_a_time_change(agreed: Harness, ali
     reply = (await bot.send(alice, "/recap weekly sun 18:00"))[0]
     assert "The next one comes on Sun 25 Oct at 18:00." in reply
     bot.clock.set(datetime(2026, 10, 25, 16, 0, tzinfo=UTC))  # 17:00 in Berlin after the change
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     bot.clock.set(datetime(2026, 10, 25, 17, 0, tzinfo=UTC))  # 18:00
-    assert (await bot.dispatch()).recaps == 1
+    assert (await bot.dispatch()).delivered["weekly recap"] == 1
 
 
 async def test_it_waits_for_the_end_of_quiet_hours(agreed: Harness, alice: TgUser):
@@ -78,9 +78,9 @@ async def test_it_waits_for_the_end_of_quiet_hours(agreed: Harness, alice: TgUse
     assert "every <b>Saturday at 23:30</b>" in reply
     assert "The next one comes on Sun 29 Nov at 08:00." in reply  # after quiet hours
     bot.clock.set(datetime(2026, 11, 28, 23, 30, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     bot.clock.set(datetime(2026, 11, 29, 8, 0, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 1
+    assert (await bot.dispatch()).delivered["weekly recap"] == 1
 
 
 async def test_it_skips_a_week_while_paused(agreed: Harness, alice: TgUser):
@@ -88,10 +88,10 @@ async def test_it_skips_a_week_while_paused(agreed: Harness, alice: TgUser):
     await bot.send(alice, "/recap weekly on")
     await bot.send(alice, "/pause")
     bot.clock.set(datetime(2026, 11, 29, 18, 0, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     await bot.send(alice, "/resume")
     bot.clock.set(datetime(2026, 12, 6, 18, 0, tzinfo=BERLIN))
-    assert (await bot.dispatch()).recaps == 1
+    assert (await bot.dispatch()).delivered["weekly recap"] == 1
 
 
 async def test_it_resends_a_recap_whose_dispatcher_crashed(agreed: Harness, alice: TgUser):
@@ -102,10 +102,10 @@ async def test_it_resends_a_recap_whose_dispatcher_crashed(agreed: Harness, alic
     with bot.companion.sessions.begin() as session:
         assert claim_due_recaps(session, bot.clock.now, "Europe/Berlin") == [1]
     await bot.restart()
-    assert (await bot.dispatch()).recaps == 0  # the lease holds
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0  # the lease holds
     bot.clock.advance(LEASE)
-    assert (await bot.dispatch()).recaps == 1
-    assert (await bot.dispatch()).recaps == 0
+    assert (await bot.dispatch()).delivered["weekly recap"] == 1
+    assert (await bot.dispatch()).delivered["weekly recap"] == 0
     assert len(weekly_recaps(bot, alice)) == 1
 
 

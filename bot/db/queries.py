@@ -413,6 +413,12 @@ def chats_of_prompts(session: Session, prompt_ids: list[int]) -> dict[int, int]:
     return {row[0]: row[1] for row in rows}
 
 
+def chats_of_patients(session: Session, patient_ids: list[int]) -> dict[int, int]:
+    """The chat of each patient."""
+    rows = session.execute(select(Patient.id, Patient.chat_id).where(Patient.id.in_(patient_ids)))
+    return {row[0]: row[1] for row in rows}
+
+
 def prompt_with_patient(
     session: Session, prompt_id: int
 ) -> tuple[ScheduledPrompt, Patient, Treatment]:

@@ -69,6 +69,13 @@ def claim_recurring(
     return claimed
 
 
+def release_claim(session: Session, model: type[Recurring], patient_id: int) -> None:
+    """Give a claim back unsent, due as it was."""
+    row = cast("Recurring | None", session.get(model, patient_id))
+    if row is not None:
+        row.claimed_until = None
+
+
 def release_for_retry(
     session: Session, model: type[Recurring], patient_id: int, retry_at: datetime
 ) -> None:

@@ -22,7 +22,8 @@ from bot.app import (
 from bot.companion import Companion
 from bot.config import Settings
 from bot.db.models import PromptStatus, ScheduledPrompt
-from bot.delivery.dispatch import DispatchReport, dispatch_due
+from bot.delivery.dispatch import dispatch_due
+from bot.delivery.kind import DispatchReport
 from bot.telegram.keyboards import CONSENT_AGREE
 from bot.telegram.updates import ChatOrderedUpdateProcessor
 from bot.telegram.webhook import serve
