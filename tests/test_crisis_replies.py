@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.db.models import Entry, Patient
+from bot.telegram.keyboards import SUPPORT
 from tests.auxil.harness import Harness
 from tests.fake_telegram import TgUser
 
@@ -76,3 +77,19 @@ async def test_it_shows_resources_for_the_chosen_country(agreed: Harness, alice:
 async def test_it_mentions_crisis_resources_in_start_and_help(bot: Harness, alice: TgUser):
     assert "/crisis" in (await bot.send(alice, "/start"))[0]
     assert "/crisis" in (await bot.send(alice, "/help"))[0]
+
+
+async def test_someone_elses_support_button_posts_nothing_in_their_chat(
+    agreed: Harness, alice: TgUser, bob: TgUser
+):
+    """Bob pressing "Talk to someone now" on Alice's message (forwarded, say) is told it is not
+    his; nothing appears in Alice's chat. Alice's own press still shows the contacts."""
+    [journal] = [r for r in await agreed.send_raw(alice, "/journal") if r.method == "sendMessage"]
+    rows = journal.params["reply_markup"]["inline_keyboard"]
+    assert SUPPORT in [button["callback_data"] for row in rows for button in row]
+    done = await agreed.press(bob, journal.message_id, SUPPORT, chat_id=alice.id)
+    assert [r.method for r in done] == ["answerCallbackQuery"]
+    assert done[0].params["show_alert"] is True
+    done = await agreed.press(alice, journal.message_id, SUPPORT)
+    assert [r.method for r in done] == ["answerCallbackQuery", "sendMessage"]
+    assert done[1].chat_id == alice.id

@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 from bot.companion import Companion, companion
 from bot.crisis import country_of_timezone, is_country_code, is_crisis
 from bot.db import queries
-from bot.handlers.common import from_patient, the_patient
+from bot.handlers.common import from_patient, pressed_in_own_chat, the_patient
 from bot.telegram.ratelimit import urgently
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,10 @@ async def support_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if query is None or user is None or query.message is None:
         return
     res = companion(context)
+    if not pressed_in_own_chat(query):
+        # Another person's message: nothing may appear in their chat. /crisis works anywhere.
+        await query.answer(res.label("not_yours"), show_alert=True)
+        return
     await query.answer()
     with urgently():
         await context.bot.send_message(
