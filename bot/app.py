@@ -30,6 +30,7 @@ from bot.telegram.bot import CompanionBot
 from bot.telegram.coordination import ChatLocks, SendSlots, forget_stale, gone, instance_name, seen
 from bot.telegram.inbox import Inbox, InboxBot
 from bot.telegram.ratelimit import Limit, TelegramRateLimiter
+from bot.telegram.request import BoundedRequest
 from bot.telegram.updates import ChatOrderedUpdateProcessor, CompanionApp
 
 __all__ = ["MODE_KEY", "CompanionApp", "build_application", "build_companion"]
@@ -235,8 +236,7 @@ def build_application(
             parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
         ),
         # As ApplicationBuilder would: a pool for sending, and one connection for long polling.
-        request=HTTPXRequest(
-            connection_pool_size=256,
+        request=BoundedRequest(
             connect_timeout=settings.telegram_timeout_seconds,
             read_timeout=settings.telegram_timeout_seconds,
             write_timeout=settings.telegram_timeout_seconds,

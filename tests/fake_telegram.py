@@ -315,6 +315,29 @@ class _Signal:
         return True
 
 
+class Gate:
+    """Holds every call of a method until opened (see FakeTelegram.gate)."""
+
+    def __init__(self, changed: _Signal) -> None:
+        self._changed = changed
+        self._opened = asyncio.Event()
+        self.held = 0  # calls waiting at the gate now
+
+    async def pass_through(self) -> None:
+        self.held += 1
+        self._changed.notify()
+        try:
+            await self._opened.wait()
+        finally:
+            self.held -= 1
+
+    def open(self) -> None:
+        self._opened.set()
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float) -> bool:
+        return await self._changed.wait_until(predicate, within)
+
+
 class FakeTelegram:
     def __init__(self, token: str = "123456:TEST-TOKEN") -> None:
         self.token = token
@@ -339,6 +362,7 @@ class FakeTelegram:
         self._rate_limits: _RateLimits | None = None
         self.rate_limited: list[ApiRequest] = []  # answered 429 by enforce_rate_limits()
         self._holds: dict[str, asyncio.Event] = {}
+        self._gates: dict[str, Gate] = {}
         self.webhook: dict[str, Any] | None = None  # the last setWebhook's parameters
         self.webhook_targets: list[str] | None = None
         self.webhook_refused: list[int] = []  # statuses of failed deliveries
@@ -495,6 +519,12 @@ class FakeTelegram:
         event = self._holds[method.lower()] = asyncio.Event()
         return event
 
+    def gate(self, method: str) -> Gate:
+        """Every call of `method` from now on is carried out but not answered until the gate
+        opens; the gate counts the calls it holds."""
+        gate = self._gates[method.lower()] = Gate(self._changed)
+        return gate
+
     async def wait_polled_after(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Until a getUpdates call beyond the first `count` arrives (a new process is polling)."""
         if not await self._changed.wait_until(lambda: self.poll_count > count, timeout):
@@ -632,6 +662,9 @@ class FakeTelegram:
         hold = self._holds.pop(method, None)
         if hold is not None:
             await hold.wait()
+        gate = self._gates.get(method)
+        if gate is not None:
+            await gate.pass_through()
         return web.json_response({"ok": True, "result": result})
 
     async def _drop_connection(self, http_request: web.Request) -> None:
