@@ -131,6 +131,8 @@ async def bot(settings: Settings, fake: FakeTelegram, clock: FakeClock) -> Async
         yield harness
     finally:
         await harness.stop()
+    # No Telegram call is made while a transaction is open, in any test that drives the bot.
+    assert harness.sent_in_transaction == []
 
 
 @pytest.fixture

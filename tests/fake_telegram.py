@@ -363,6 +363,8 @@ class FakeTelegram:
         self.rate_limited: list[ApiRequest] = []  # answered 429 by enforce_rate_limits()
         self._holds: dict[str, asyncio.Event] = {}
         self._gates: dict[str, Gate] = {}
+        # Called with each request as it arrives (getUpdates aside), before it is carried out.
+        self.on_request: list[Callable[[ApiRequest], None]] = []
         self.webhook: dict[str, Any] | None = None  # the last setWebhook's parameters
         self.webhook_targets: list[str] | None = None
         self.webhook_refused: list[int] = []  # statuses of failed deliveries
@@ -623,6 +625,8 @@ class FakeTelegram:
         if method != "getupdates":
             self.requests.append(request)
             self._changed.notify()
+            for observer in self.on_request:
+                observer(request)
         lost = _take(self._network_faults, method, request.chat_id)
         if lost is None or lost.delivered:
             response = await self._carry_out(method, request)

@@ -139,7 +139,7 @@ async def test_it_apologises_for_an_internal_error_without_logging_the_message(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr("bot.handlers.journal.record_message", broken)
+    monkeypatch.setattr("bot.domain.incoming.record_message", broken)
     replies = await agreed.send(alice, "My most private thought")
     assert replies == [
         "Sorry, something went wrong on my side. Nothing you wrote before is lost — "

@@ -40,7 +40,6 @@ class Content:
 class Recorded:
     entry: Entry
     prompt: ScheduledPrompt | None  # the prompt it answers, if any
-    duplicate: bool = False  # this Telegram message had already been recorded
     mood_note: bool = False  # the text became the note of the mood just given
     intention_for: Treatment | None = None  # the answer set this planned treatment's intention
 
@@ -100,16 +99,13 @@ def record_message(
     reply_to_message_id: int | None,
     now: datetime,
 ) -> Recorded:
-    """Save a message as the answer to the open prompt, a mood note, or a free entry.
+    """Save a message (one not recorded before) as the answer to the open prompt, a mood note,
+    or a free entry.
 
     The next message after a prompt answers it; a Telegram reply to the open prompt answers it
     even after a first answer. Text right after a mood button is that mood's note. Anything else
     is a free entry in the current integration period.
     """
-    existing = queries.entry_by_message(session, chat_id, message_id)
-    if existing is not None:
-        return Recorded(entry=existing, prompt=None, duplicate=True)
-
     current = open_prompt(session, patient, schedule)
     replied_to = (
         queries.prompt_by_message(session, patient.id, reply_to_message_id)

@@ -14,8 +14,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.companion import Companion, companion
-from bot.db import queries
-from bot.db.models import GuideLink, Patient, Treatment
+from bot.db.models import GuideLink, Patient
 from bot.domain.export_data import collect_export
 from bot.domain.guides import (
     INVITE_VALID,
@@ -25,12 +24,9 @@ from bot.domain.guides import (
     announced_links,
     choose_patient,
     current_treatment,
-    guide_awaiting_notes,
     guides_of,
     join,
-    link_by_announcement,
     new_invite,
-    note_from_message,
     patients_of,
     set_announcements,
     unlink_all,
@@ -188,49 +184,6 @@ async def tell_patient(res: Companion, message: Message, chat_id: int, number: o
         await message.get_bot().send_message(
             chat_id, res.texts.render("guide.html", outcome="note_arrived", number=number)
         )
-
-
-async def note_words(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """A plain message after /notes, from a guide or a patient: a session note. True if it
-    was one (the journal leaves it alone)."""
-    message, user = update.effective_message, update.effective_user
-    if message is None or user is None or not message.text:
-        return False
-    res, now = companion(context), companion(context).clock()
-    replied = message.reply_to_message
-    with res.sessions.begin() as session:
-        if note_from_message(session, message.chat_id, message.id) is not None:
-            return True  # a redelivered note: kept and answered the first time
-        if replied is not None:
-            # A reply to a treatment's announcement is a note for it; other replies are not.
-            link = link_by_announcement(session, user.id, replied.message_id)
-            patient = None
-        else:
-            link = guide_awaiting_notes(session, user.id, now)
-            patient = queries.patient_by_user(session, user.id)
-        if link is not None:
-            author, patient_id = "guide", link.patient_id
-            if replied is None:
-                link.notes_until = now + NOTES_WINDOW  # a guide may send several in a session
-        elif patient is not None and patient.notes_until and patient.notes_until > now:
-            author, patient_id = "patient", patient.id
-            patient.notes_until = None
-        else:
-            return False
-        try:
-            note = add_note(
-                session, patient_id, author, message.text, message.chat_id, message.id, now
-            )
-        except GuideError:
-            return False
-        owner = session.get_one(Patient, patient_id)
-        number = session.get_one(Treatment, note.treatment_id).number
-        view = {"who": owner.first_name or "", "number": number}
-        patient_chat = owner.chat_id
-    await message.reply_html(res.texts.render("guide.html", outcome=f"{author}_noted", **view))
-    if author == "guide":
-        await tell_patient(res, message, patient_chat, number)
-    return True
 
 
 async def share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy.orm import Session
 from telegram import (
     Audio,
+    Bot,
     CallbackQuery,
     Document,
     InlineKeyboardMarkup,
@@ -25,15 +25,14 @@ from bot.companion import Companion, companion
 from bot.core.localtime import format_short
 from bot.core.text import small_number, step_title
 from bot.db import queries
-from bot.db.models import EntryKind, Patient, ScheduledPrompt
-from bot.domain.goals import check_awaiting_note, note_already_added
+from bot.db.models import EntryKind
 from bot.domain.guides import notes_of
+from bot.domain.incoming import Filed, Incoming, JournalEntry, file_message
 from bot.domain.journal import (
     Content,
     acknowledge,
     journal_page_context,
     record_edit,
-    record_message,
     search_journal,
     snippet,
     treatment_journal,
@@ -41,7 +40,6 @@ from bot.domain.journal import (
 )
 from bot.domain.journal import journal_page as load_page
 from bot.domain.patients import zone_of
-from bot.domain.practices import add_words, practice_awaiting_words, words_already_added
 from bot.handlers.common import (
     check_in_after_a_low_mood,
     consented_patient,
@@ -49,7 +47,7 @@ from bot.handlers.common import (
     pressed_by_patient,
     the_patient,
 )
-from bot.handlers.guides import note_words
+from bot.handlers.guides import tell_patient
 from bot.telegram.keyboards import (
     FILE_PREFIX,
     JOURNAL_PREFIX,
@@ -57,11 +55,13 @@ from bot.telegram.keyboards import (
     SEARCH_PREFIX,
     TREATMENT_PREFIX,
     callback_number,
+    consent_keyboard,
     journal_keyboard,
     search_keyboard,
     support_keyboard,
 )
 from bot.telegram.sending import send_blocks
+from bot.telegram.updates import last_transaction
 
 log = logging.getLogger(__name__)
 
@@ -93,97 +93,83 @@ def content_of(message: Message) -> Content | None:
     return None
 
 
-ALREADY_ADDED = "already added"
-
-
-def words_for_practice_or_goal(
-    res: Companion, session: Session, patient: Patient, text: str, message_id: int
-) -> str:
-    """Words right after choosing a practice or answering a goal's check-in belong there: the
-    reply to send, ALREADY_ADDED for a redelivered copy, or "" if they belong to the journal."""
-    now = res.clock()
-    if words_already_added(session, patient, message_id) or note_already_added(
-        session, patient, message_id
-    ):
-        return ALREADY_ADDED
-    practice = practice_awaiting_words(session, patient, now)
-    check = check_awaiting_note(session, patient, now)
-    if check is not None and (practice is None or check.created_at > practice.done_at):
-        check.note, check.note_message_id = text, message_id
-        return res.texts.render("goals.html", outcome="noted")
-    if practice is not None:
-        part = add_words(practice, text, message_id)
-        return res.texts.render("practice.html", outcome="words", part=part, label=practice.label)
-    return ""
-
-
 async def journal_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Keep a text or a medium as the answer to the open prompt, a mood note or an entry."""
-    if await note_words(update, context):
-        return  # a session note after /notes, from a guide or the patient
-    incoming = await from_patient(update, context)
-    if incoming is None:
+    """File a message where it belongs (bot/domain/incoming.py), in one transaction, then
+    answer; the acknowledgement is recorded with the update's being handled."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
         return
-    message, res = incoming.message, incoming.res
-    content = content_of(message)
-    if content is None:
-        await message.reply_html(res.texts.render("unsupported.html", kind="media"))
-        return
+    res = companion(context)
     reply_to = message.reply_to_message
-    message_id, now = message.message_id, res.clock()
-    # One transaction: the words may belong to a practice or a goal's check-in, else they are
-    # recorded in the journal.
+    incoming = Incoming(
+        user_id=user.id,
+        chat_id=message.chat_id,
+        message_id=message.message_id,
+        reply_to_message_id=reply_to.message_id if reply_to else None,
+        content=content_of(message),
+        now=res.clock(),
+    )
     with res.sessions.begin() as session:
-        patient = the_patient(session, incoming.user_id)
-        reply = ""
-        if content.kind is EntryKind.TEXT and reply_to is None and content.text:
-            reply = words_for_practice_or_goal(res, session, patient, content.text, message_id)
-        if reply == ALREADY_ADDED:
-            return  # a redelivered note: kept and answered the first time
-        if not reply:
-            recorded = record_message(
-                session,
-                patient,
-                res.schedule,
-                content,
-                chat_id=message.chat_id,
-                message_id=message_id,
-                reply_to_message_id=reply_to.message_id if reply_to else None,
-                now=now,
+        filing = file_message(session, res.schedule, incoming)
+    match filing.filed:
+        case Filed.NOT_AGREED:
+            await message.reply_html(
+                res.texts.render("consent_needed.html", started=filing.started),
+                reply_markup=consent_keyboard(res) if filing.started else None,
             )
-    if reply:
-        await message.reply_html(reply)
-        return
-    entry, prompt = recorded.entry, recorded.prompt
-    if recorded.duplicate:
-        if entry.acknowledged_at is not None:
-            log.info("message %s was already recorded; not answering twice", message.message_id)
-            return
-        # Saved before a crash, never acknowledged: tell the patient now, once.
-        with res.sessions.begin() as session:
-            prompt = session.get(ScheduledPrompt, entry.prompt_id) if entry.prompt_id else None
+        case Filed.UNSUPPORTED:
+            await message.reply_html(res.texts.render("unsupported.html", kind="media"))
+        case Filed.ALREADY_FILED:
+            log.info("message %s was already filed; not answering twice", message.message_id)
+        case Filed.SESSION_NOTE if filing.note is not None:
+            note = filing.note
+            view = {"who": note.patient_name, "number": note.treatment_number}
+            await message.reply_html(
+                res.texts.render("guide.html", outcome=f"{note.author}_noted", **view)
+            )
+            if note.author == "guide":
+                await tell_patient(res, message, note.patient_chat_id, note.treatment_number)
+        case Filed.GOAL_NOTE:
+            await message.reply_html(res.texts.render("goals.html", outcome="noted"))
+        case Filed.PRACTICE_WORDS:
+            await message.reply_html(
+                res.texts.render(
+                    "practice.html",
+                    outcome="words",
+                    part=filing.practice_part,
+                    label=filing.practice_label,
+                )
+            )
+        case Filed.JOURNAL if filing.journal is not None:
+            await acknowledge_entry(res, context.bot, message, filing.journal)
+
+
+async def acknowledge_entry(
+    res: Companion, bot: Bot, message: Message, kept: JournalEntry
+) -> None:
+    """Tell the patient the entry is saved, record that they were told, then the rest."""
     await message.reply_html(
         res.texts.render(
             "saved.html",
-            prompt_title=step_title(res.schedule, prompt.step_key) if prompt else "",
-            kind=entry.kind,
-            mood_note=recorded.mood_note or (entry.kind == EntryKind.MOOD and bool(entry.text)),
-            scale_value=entry.scale_value,
-            intention_for=recorded.intention_for.number if recorded.intention_for else None,
+            prompt_title=kept.prompt_title,
+            kind=kept.kind,
+            mood_note=kept.mood_note,
+            scale_value=kept.scale_value,
+            intention_for=kept.intention_for,
         )
     )
-    with res.sessions.begin() as session:
-        acknowledge(session, entry.id, res.clock())
-    if entry.kind == EntryKind.MOOD and entry.scale_value is not None and not recorded.duplicate:
-        await check_in_after_a_low_mood(res, context.bot, message.chat_id, entry.scale_value)
-    if prompt is not None and prompt.telegram_message_id is not None:
+    with last_transaction(res.sessions) as session:
+        acknowledge(session, kept.entry_id, res.clock())
+    if kept.kind == EntryKind.MOOD and kept.scale_value is not None and kept.new:
+        await check_in_after_a_low_mood(res, bot, message.chat_id, kept.scale_value)
+    if kept.prompt_message_id is not None:
         # Answered: Later and Skip no longer apply; the way to the crisis contacts stays.
         try:
-            await context.bot.edit_message_reply_markup(
-                message.chat_id, prompt.telegram_message_id, reply_markup=support_keyboard(res)
+            await bot.edit_message_reply_markup(
+                message.chat_id, kept.prompt_message_id, reply_markup=support_keyboard(res)
             )
         except TelegramError:
-            log.info("prompt %s had no buttons left to remove", prompt.id)
+            log.info("an answered prompt had no buttons left to remove")
 
 
 async def edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

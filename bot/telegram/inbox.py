@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
 from telegram import Bot, Update
 from telegram.ext import ExtBot
 
@@ -140,11 +141,15 @@ class Inbox:
     def mark_handled(self, update_id: int) -> None:
         """Done: the words are dropped, the id stays to recognise a redelivery."""
         with self.sessions.begin() as session:
-            session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.update_id == update_id)
-                .values(handled_at=self.clock(), raw=None)
-            )
+            self.mark_handled_in(session, update_id)
+
+    def mark_handled_in(self, session: Session, update_id: int) -> None:
+        """The same, in a transaction the caller commits (a handler's last one)."""
+        session.execute(
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id == update_id)
+            .values(handled_at=self.clock(), raw=None)
+        )
 
     def prune(self, before: datetime) -> int:
         """Forget handled updates received before `before`."""

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
 from telegram import Bot, Update
 from telegram.ext import Application, BaseUpdateProcessor
 
+from bot.db.session import SessionFactory
 from bot.telegram.inbox import Inbox
 from bot.telegram.ratelimit import held_while_waiting
 
@@ -30,6 +34,31 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 
 Line = deque[tuple[Update, Awaitable[Any]]]
 CompanionApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass
+class InHand:
+    """The update whose handlers run in this task."""
+
+    update_id: int
+    inbox: Inbox
+    marked: bool = False  # marked handled by the handler's last transaction
+
+
+in_hand: ContextVar[InHand | None] = ContextVar("in_hand", default=None)
+
+
+@contextmanager
+def last_transaction(sessions: SessionFactory) -> Iterator[Session]:
+    """A handler's last transaction, which also marks its update handled: what it did and the
+    fact that it is done commit together, and the processor has nothing left to write."""
+    with sessions.begin() as session:
+        yield session
+        handling = in_hand.get()
+        if handling is not None and not handling.marked:
+            handling.inbox.mark_handled_in(session, handling.update_id)
+    if handling is not None:
+        handling.marked = True
 
 
 class HandlerSlot:
@@ -209,13 +238,18 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         coroutine.close()  # type: ignore[attr-defined]
 
     async def _run(self, update: Update, coroutine: Awaitable[Any]) -> None:
+        handling = InHand(update.update_id, self._inbox)
+        token = in_hand.set(handling)
         try:
             await coroutine
         except Exception:
             # Handler errors reach the error handler inside the coroutine; this is a bug of ours.
             log.exception("update %s could not be handled", update.update_id)
+        finally:
+            in_hand.reset(token)
         # Not when cancelled at shutdown: then it is handled again at the next start.
-        self._inbox.mark_handled(update.update_id)
+        if not handling.marked:
+            self._inbox.mark_handled(update.update_id)
 
     async def initialize(self) -> None:
         """Nothing to open."""

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from telegram import Update
 
@@ -62,9 +62,14 @@ class Harness:
         self.handled_counts: Counter[int] = Counter()  # how often each update went through
         self._counted = asyncio.Condition()
         self.last_update_id = 0
+        # Requests that reached Telegram while a database connection was checked out: a
+        # transaction held open across a Telegram call (the bot and the fake share one loop,
+        # so a connection out at that moment belongs to a coroutine suspended inside one).
+        self.sent_in_transaction: list[str] = []
 
     async def start(self) -> None:
         self.companion = build_companion(self.settings, clock=self.clock)
+        self._watch_transactions(self.companion)
         self.limiter = rate_limiter_for(self.settings)
         self.limiter.network_backoff = 0.01  # retried as in production, without the wait
         self.app = build_application(self.companion, self.limiter)
@@ -115,6 +120,25 @@ class Harness:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    def _watch_transactions(self, companion: Companion) -> None:
+        engine = companion.sessions.kw["bind"]
+        out = [0]
+
+        def checkout(*_: object) -> None:
+            out[0] += 1
+
+        def checkin(*_: object) -> None:
+            out[0] -= 1
+
+        event.listen(engine, "checkout", checkout)
+        event.listen(engine, "checkin", checkin)
+
+        def observe(request: ApiRequest) -> None:
+            if out[0] > 0:
+                self.sent_in_transaction.append(request.method)
+
+        self.fake.on_request.append(observe)
 
     def _track_handling(self, processor: ChatOrderedUpdateProcessor) -> None:
         """Know when each update is done, handled or skipped, to wait for it without sleeping."""
