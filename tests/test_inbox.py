@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 from sqlalchemy import select
 from telegram import Update
 
@@ -72,3 +73,27 @@ async def test_a_reply_saved_but_never_acknowledged_is_acknowledged_once_when_it
     with bot.session() as session:
         entry = session.scalars(select(Entry)).one()
         assert entry.acknowledged_at is not None
+
+
+async def test_an_entry_is_marked_handled_in_the_transaction_that_records_its_acknowledgement(
+    agreed: Harness, alice: TgUser, monkeypatch: pytest.MonkeyPatch
+):
+    bot = agreed
+    separately: list[int] = []  # updates marked handled in a transaction of their own
+    mark_handled = Inbox.mark_handled
+
+    def spy(inbox: Inbox, update_id: int) -> None:
+        separately.append(update_id)
+        mark_handled(inbox, update_id)
+
+    monkeypatch.setattr(Inbox, "mark_handled", spy)
+    await bot.send(alice, "One unit of work")
+    with bot.session() as session:
+        row = session.get_one(InboxUpdate, bot.last_update_id)
+        entry = session.scalars(select(Entry)).one()
+        assert row.handled_at is not None
+        assert entry.acknowledged_at is not None
+    assert bot.last_update_id not in separately
+    # A command without a last transaction of its own is still marked, by the processor.
+    await bot.send(alice, "/help")
+    assert separately == [bot.last_update_id]

@@ -1071,7 +1071,8 @@ class CompanionMachine(RuleBasedStateMachine):
     def nothing_failed_rejected_or_leaked(self) -> None:
         assert not self.errors.records, self.errors.describe()
         # No Telegram call was made while a transaction was open.
-        assert self.bot is not None and self.bot.sent_in_transaction == []
+        assert self.bot is not None
+        assert self.bot.sent_in_transaction == []
         new, self.checked = self.fake.requests[self.checked :], len(self.fake.requests)
         for request in new:
             problem = self.refused(request)
