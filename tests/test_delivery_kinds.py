@@ -12,6 +12,7 @@ import pytest
 import bot.delivery
 from bot.delivery.dispatch import delivery_kinds, dispatch_due
 from tests.auxil.harness import Harness
+from tests.fake_telegram import TgUser
 
 DELIVERY = Path(bot.delivery.__file__).parent
 # The loop, what a kind is, and what the kinds on a patient's own clock share: the rest are kinds.
@@ -43,14 +44,53 @@ KIND = Extra()
 """
 
 
-@pytest.fixture
-def extra_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+# A kind on the patient's own clock, as someone would add one: it says how to claim, compose
+# and record; sending, the chat's lock, retries and the report come with RecurringKind. (It
+# borrows the practice reminder's table for its due times.)
+GREETING_KIND = """
+from bot.db.models import Patient, Reminder
+from bot.delivery.recurring import RecurringKind, Text
+
+class Greeting(RecurringKind[Text]):
+    name = "greeting"
+    order = 98
+    model = Reminder
+    due = [1]
+    recorded: list[int] = []
+
+    def claim_patients(self, companion, session, now):
+        batch, self.due[:] = self.due[:], []
+        return batch
+
+    def compose(self, companion, session, patient_id):
+        return Text(f"Hello, {session.get_one(Patient, patient_id).first_name}")
+
+    def record(self, companion, session, patient_id):
+        self.recorded.append(patient_id)
+
+KIND = Greeting()
+"""
+
+
+def add_kind(name: str, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
     """A module with a new kind, in a folder the delivery package also reads from."""
-    (tmp_path / "extra_kind.py").write_text(EXTRA_KIND, encoding="utf-8")
+    (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
     monkeypatch.setattr(bot.delivery, "__path__", [*bot.delivery.__path__, str(tmp_path)])
     delivery_kinds.cache_clear()
-    yield importlib.import_module("bot.delivery.extra_kind").KIND
+    return importlib.import_module(f"bot.delivery.{name}").KIND
+
+
+@pytest.fixture
+def extra_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    yield add_kind("extra_kind", EXTRA_KIND, tmp_path, monkeypatch)
     sys.modules.pop("bot.delivery.extra_kind", None)
+    delivery_kinds.cache_clear()
+
+
+@pytest.fixture
+def greeting_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    yield add_kind("greeting_kind", GREETING_KIND, tmp_path, monkeypatch)
+    sys.modules.pop("bot.delivery.greeting_kind", None)
     delivery_kinds.cache_clear()
 
 
@@ -92,3 +132,13 @@ def test_kinds_are_ordered_by_their_order_not_their_file_names() -> None:
     orders = [kind.order for kind in delivery_kinds()]
     assert orders == sorted(orders)
     assert len(set(orders)) == len(orders)
+
+
+async def test_a_kind_on_the_patients_clock_says_only_how_to_claim_compose_and_record(
+    agreed: Harness, alice: TgUser, greeting_kind: object
+) -> None:
+    report = await agreed.dispatch()
+    [greeting] = agreed.fake.sent(alice.id)[-1:]
+    assert greeting.text == f"Hello, {alice.first_name}"
+    assert greeting_kind.recorded == [1]  # type: ignore[attr-defined]
+    assert report.delivered["greeting"] == 1
