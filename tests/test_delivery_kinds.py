@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 import bot.delivery
 from bot.delivery.dispatch import delivery_kinds, dispatch_due
+from bot.delivery.kind import IN_FLIGHT
 from tests.auxil.harness import Harness
+from tests.auxil.seed import add_due_prompts
 from tests.fake_telegram import TgUser
 
 DELIVERY = Path(bot.delivery.__file__).parent
@@ -20,7 +23,7 @@ NOT_KINDS = {"__init__", "dispatch", "kind", "recurring"}
 
 # A kind as someone would add one: claims rows 1..5 in batches of two, "sends" each.
 EXTRA_KIND = """
-from bot.delivery.kind import Claimed
+from bot.delivery.kind import Claimed, Delivery
 
 class Extra:
     name = "extra"
@@ -33,12 +36,18 @@ class Extra:
         batch, self.due[:] = self.due[:2], self.due[2:]
         return [Claimed(row, 1000 + row, now) for row in batch]
 
-    async def deliver(self, companion, bot, claimed, report):
-        self.delivered.append(claimed.row_id)
-        report.delivered[self.name] += 1
+    def compose(self, companion, session, batch, report):
+        return [Delivery(claimed, f"row {claimed.row_id}") for claimed in batch]
 
-    def release(self, companion, claimed):
-        self.released.append(claimed.row_id)
+    async def send(self, companion, bot, delivery):
+        self.delivered.append(delivery.claimed.row_id)
+
+    def record(self, companion, session, deliveries, report):
+        for delivery in deliveries:
+            if delivery.sent:
+                report.delivered[self.name] += 1
+            else:
+                self.released.append(delivery.claimed.row_id)
 
 KIND = Extra()
 """
@@ -62,11 +71,11 @@ class Greeting(RecurringKind[Text]):
         batch, self.due[:] = self.due[:], []
         return batch
 
-    def compose(self, companion, session, patient_id):
+    def compose_for(self, companion, session, patient_id):
         return Text(f"Hello, {session.get_one(Patient, patient_id).first_name}")
 
-    def record(self, companion, session, patient_id):
-        self.recorded.append(patient_id)
+    def record_for(self, companion, session, patient_id, receipt):
+        self.recorded.append((patient_id, receipt.text))
 
 KIND = Greeting()
 """
@@ -120,12 +129,14 @@ async def test_a_stopping_bot_gives_back_what_it_has_not_begun(
 ) -> None:
     assert bot.companion is not None
     assert bot.app is not None
-    # Asked to stop once the first row of the first batch is out.
+    # Asked to stop once the first batch is out: the next batch, claimed and composed while
+    # that one travelled, is given back whole.
     delivered: list[int] = extra_kind.delivered  # type: ignore[attr-defined]
     report = await dispatch_due(bot.companion, bot.app.bot, lambda: not delivered)
-    assert extra_kind.delivered == [1]  # type: ignore[attr-defined]
-    assert extra_kind.released == [2]  # type: ignore[attr-defined]
-    assert report.delivered["extra"] == 1
+    assert extra_kind.delivered == [1, 2]  # type: ignore[attr-defined]
+    assert extra_kind.released == [3, 4]  # type: ignore[attr-defined]
+    assert extra_kind.due == [5]  # type: ignore[attr-defined]  # never claimed
+    assert report.delivered["extra"] == 2
 
 
 def test_kinds_are_ordered_by_their_order_not_their_file_names() -> None:
@@ -140,5 +151,31 @@ async def test_a_kind_on_the_patients_clock_says_only_how_to_claim_compose_and_r
     report = await agreed.dispatch()
     [greeting] = agreed.fake.sent(alice.id)[-1:]
     assert greeting.text == f"Hello, {alice.first_name}"
-    assert greeting_kind.recorded == [1]  # type: ignore[attr-defined]
+    # Recorded with what Telegram answered (the sent message).
+    assert greeting_kind.recorded == [(1, greeting.text)]  # type: ignore[attr-defined]
     assert report.delivered["greeting"] == 1
+
+
+async def test_a_batch_of_prompts_is_composed_in_one_transaction_and_recorded_in_one(
+    bot: Harness,
+) -> None:
+    assert bot.companion is not None
+    with bot.session() as session:
+        chats = add_due_prompts(session, bot.clock(), IN_FLIGHT)  # one batch
+        session.commit()
+    engine = bot.companion.sessions.kw["bind"]
+    commits = [0]
+
+    def count(*_: object) -> None:
+        commits[0] += 1
+
+    event.listen(engine, "commit", count)
+    try:
+        report = await bot.dispatch()
+    finally:
+        event.remove(engine, "commit", count)
+    assert len(report.sent) == IN_FLIGHT
+    assert {request.chat_id for request in bot.fake.sent()} == chats
+    # For the prompts one claim, one compose, one record, and the claim that finds nothing
+    # more (not two transactions for each prompt); for each other kind, its empty claim.
+    assert commits[0] == 4 + len(delivery_kinds()) - 1

@@ -419,32 +419,45 @@ def chats_of_patients(session: Session, patient_ids: list[int]) -> dict[int, int
     return {row[0]: row[1] for row in rows}
 
 
-def prompt_with_patient(
-    session: Session, prompt_id: int
-) -> tuple[ScheduledPrompt, Patient, Treatment]:
-    row = session.execute(
+def prompts_with_patients(
+    session: Session, prompt_ids: Sequence[int]
+) -> list[tuple[ScheduledPrompt, Patient, Treatment]]:
+    """Each prompt with its patient and treatment, in the order of `prompt_ids`."""
+    rows = session.execute(
         select(ScheduledPrompt, Patient, Treatment)
         .join(Patient, Patient.id == ScheduledPrompt.patient_id)
         .join(Treatment, Treatment.id == ScheduledPrompt.treatment_id)
-        .where(ScheduledPrompt.id == prompt_id)
-    ).one()
-    return row[0], row[1], row[2]
+        .where(ScheduledPrompt.id.in_(list(prompt_ids)))
+    ).all()
+    by_id = {row[0].id: (row[0], row[1], row[2]) for row in rows}
+    return [by_id[prompt_id] for prompt_id in prompt_ids if prompt_id in by_id]
 
 
-def begin_attempt(session: Session, prompt_id: int, claim: datetime, until: datetime) -> bool:
-    """Extend our claim (named by its lease) to `until` and count one more attempt to send the
-    prompt; False if the claim is ours no longer. A claim that ran out before its send began
-    is no attempt: it does not bring the prompt nearer to failing."""
-    result = session.execute(
-        update(ScheduledPrompt)
-        .where(
-            ScheduledPrompt.id == prompt_id,
-            ScheduledPrompt.status == PromptStatus.CLAIMED,
-            ScheduledPrompt.claimed_until == claim,
+def begin_attempts(
+    session: Session, claims: Sequence[tuple[int, datetime]], until: datetime
+) -> set[int]:
+    """Extend our claims (each prompt's named by its lease) to `until` and count one more
+    attempt to send each prompt; the prompts whose claims are still ours. A claim that ran out
+    before its send began is no attempt: it does not bring the prompt nearer to failing."""
+    by_lease: dict[datetime, list[int]] = {}
+    for prompt_id, lease in claims:
+        by_lease.setdefault(lease, []).append(prompt_id)
+    ours: set[int] = set()
+    for lease, prompt_ids in by_lease.items():  # one statement: a batch shares its lease
+        ours.update(
+            session.scalars(
+                update(ScheduledPrompt)
+                .where(
+                    ScheduledPrompt.id.in_(prompt_ids),
+                    ScheduledPrompt.status == PromptStatus.CLAIMED,
+                    ScheduledPrompt.claimed_until == lease,
+                )
+                .values(claimed_until=until, attempts=ScheduledPrompt.attempts + 1)
+                .returning(ScheduledPrompt.id)
+                .execution_options(synchronize_session=False)
+            )
         )
-        .values(claimed_until=until, attempts=ScheduledPrompt.attempts + 1)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return ours
 
 
 def hold_back_prompts(session: Session, patient_id: int, until: datetime) -> None:

@@ -22,7 +22,7 @@ class GoalCheckinKind(RecurringKind[Text]):
         default_timezone = companion.settings.default_timezone
         return claim_due_checkins(session, now, companion.schedule, default_timezone)
 
-    def compose(self, companion: Companion, session: Session, patient_id: int) -> Text | None:
+    def compose_for(self, companion: Companion, session: Session, patient_id: int) -> Text | None:
         """The check-in on the patient's active goals; None without any."""
         goals = active_goals(session, patient_id)
         if not goals:
@@ -35,7 +35,9 @@ class GoalCheckinKind(RecurringKind[Text]):
             text, goal_checkin_keyboard(companion, [(goal.id, goal.number) for goal in goals])
         )
 
-    def record(self, companion: Companion, session: Session, patient_id: int) -> None:
+    def record_for(
+        self, companion: Companion, session: Session, patient_id: int, receipt: object
+    ) -> None:
         """The next one a week on."""
         checkin_done(
             session,

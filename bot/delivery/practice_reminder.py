@@ -21,7 +21,7 @@ class PracticeReminderKind(RecurringKind[Text]):
     def claim_patients(self, companion: Companion, session: Session, now: datetime) -> list[int]:
         return claim_due_reminders(session, now, companion.settings.default_timezone)
 
-    def compose(self, companion: Companion, session: Session, patient_id: int) -> Text | None:
+    def compose_for(self, companion: Companion, session: Session, patient_id: int) -> Text | None:
         reminder = session.get(Reminder, patient_id)
         if reminder is None:  # turned off since the claim
             return None
@@ -31,7 +31,9 @@ class PracticeReminderKind(RecurringKind[Text]):
         )
         return Text(text, reminder_keyboard(companion, reminder.kind))
 
-    def record(self, companion: Companion, session: Session, patient_id: int) -> None:
+    def record_for(
+        self, companion: Companion, session: Session, patient_id: int, receipt: object
+    ) -> None:
         reminder_sent(session, patient_id, companion.clock(), companion.settings.default_timezone)
 
 

@@ -1,17 +1,17 @@
 """What the kinds sent on a patient's own clock share (the weekly recap, a practice reminder,
 the goals' check-in): one row per patient with a due time, claimed with a lease
-(bot/domain/recurring.py), composed in one transaction, sent under the chat's lock, recorded in
-another, and tried again later when Telegram does not take the message.
+(bot/domain/recurring.py), and tried again later when Telegram does not take the message.
 
-A kind says how to compose its message, how to send it and how to record it; delivering is
-the same for all of them."""
+A kind says how to claim, compose and record for one patient (and how to send, when its
+message is more than a text with buttons); the batch-wise compose, send and record the
+dispatch job calls are the same for all of them."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session
 from telegram import Bot, InlineKeyboardMarkup
@@ -20,7 +20,7 @@ from telegram.error import RetryAfter, TelegramError
 from bot.companion import Companion
 from bot.db import queries
 from bot.db.models import Patient
-from bot.delivery.kind import Claimed, DispatchReport, unreachable
+from bot.delivery.kind import Claimed, Delivery, DispatchReport, unreachable
 from bot.domain.patients import mark_unreachable
 from bot.domain.recurring import LEASE, Recurring, release_claim, release_for_retry
 
@@ -47,25 +47,29 @@ class RecurringKind(Generic[M]):
     order: int
     model: type[Recurring]
 
+    # -- what a kind says --------------------------------------------------------------------
+
     def claim_patients(self, companion: Companion, session: Session, now: datetime) -> list[int]:
         raise NotImplementedError
 
-    def compose(self, companion: Companion, session: Session, patient_id: int) -> M | None:
+    def compose_for(self, companion: Companion, session: Session, patient_id: int) -> M | None:
         """The message for the patient; None when there is nothing to say this time (it is
         recorded as done all the same)."""
         raise NotImplementedError
 
-    async def send(self, companion: Companion, bot: Bot, chat_id: int, message: M) -> None:
+    async def send_to(self, companion: Companion, bot: Bot, chat_id: int, message: M) -> Any:
+        """Send it; what this returns reaches record_for."""
         if not isinstance(message, Text):
-            raise TypeError(f"{self.name}: override send() for {type(message).__name__}")
-        await bot.send_message(chat_id, message.text, reply_markup=message.keyboard)
+            raise TypeError(f"{self.name}: override send_to() for {type(message).__name__}")
+        return await bot.send_message(chat_id, message.text, reply_markup=message.keyboard)
 
-    def record(self, companion: Companion, session: Session, patient_id: int) -> None:
-        """Delivered (or nothing to deliver): set the next due time."""
+    def record_for(
+        self, companion: Companion, session: Session, patient_id: int, receipt: Any
+    ) -> None:
+        """Delivered, or nothing to deliver (receipt None): set the next due time."""
         raise NotImplementedError
 
-    async def then(self, companion: Companion, bot: Bot, claimed: Claimed) -> None:
-        """What follows a delivery, still under the chat's lock; nothing by default."""
+    # -- what the dispatch job calls ---------------------------------------------------------
 
     def claim(
         self, companion: Companion, session: Session, now: datetime, report: DispatchReport
@@ -74,42 +78,55 @@ class RecurringKind(Generic[M]):
         chats = queries.chats_of_patients(session, patients)
         return [Claimed(patient_id, chats[patient_id], now + LEASE) for patient_id in patients]
 
-    async def deliver(
-        self, companion: Companion, bot: Bot, claimed: Claimed, report: DispatchReport
-    ) -> None:
-        """Compose in one transaction, send, record in another: no transaction stays open
-        while Telegram is asked."""
-        patient_id = claimed.row_id
-        with companion.sessions.begin() as session:
-            message = self.compose(companion, session, patient_id)
+    def compose(
+        self,
+        companion: Companion,
+        session: Session,
+        batch: list[Claimed],
+        report: DispatchReport,
+    ) -> list[Delivery]:
+        deliveries = []
+        for claimed in batch:
+            message = self.compose_for(companion, session, claimed.row_id)
             if message is None:
-                self.record(companion, session, patient_id)
-                return
-        async with companion.chat_lock(claimed.chat_id):
-            try:
-                await self.send(companion, bot, claimed.chat_id, message)
-            except TelegramError as exc:
-                self.failed(companion, patient_id, exc)
-                return
-            with companion.sessions.begin() as session:
-                self.record(companion, session, patient_id)
-            await self.then(companion, bot, claimed)
-        report.delivered[self.name] += 1
-        log.info("sent the %s to patient %s", self.name, patient_id)
+                self.record_for(companion, session, claimed.row_id, None)
+            else:
+                deliveries.append(Delivery(claimed, message))
+        return deliveries
 
-    def release(self, companion: Companion, claimed: Claimed) -> None:
-        with companion.sessions.begin() as session:
-            release_claim(session, self.model, claimed.row_id)
+    async def send(self, companion: Companion, bot: Bot, delivery: Delivery) -> Any:
+        return await self.send_to(companion, bot, delivery.claimed.chat_id, delivery.message)
 
-    def failed(self, companion: Companion, patient_id: int, error: TelegramError) -> None:
+    def record(
+        self,
+        companion: Companion,
+        session: Session,
+        deliveries: list[Delivery],
+        report: DispatchReport,
+    ) -> None:
+        for delivery in deliveries:
+            patient_id = delivery.claimed.row_id
+            if delivery.crashed:
+                continue  # the claim runs out and it is taken again
+            if not delivery.begun:
+                release_claim(session, self.model, patient_id)
+            elif delivery.error is not None:
+                self._failed(companion, session, patient_id, delivery.error)
+            else:
+                self.record_for(companion, session, patient_id, delivery.receipt)
+                report.delivered[self.name] += 1
+                log.info("sent the %s to patient %s", self.name, patient_id)
+
+    def _failed(
+        self, companion: Companion, session: Session, patient_id: int, error: TelegramError
+    ) -> None:
         """Telegram did not take it: try again later (when Telegram says, on 429), and stop for
         a patient it cannot reach."""
         wait = error.retry_after if isinstance(error, RetryAfter) else RETRY
         delay = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
-        with companion.sessions.begin() as session:
-            release_for_retry(session, self.model, patient_id, companion.clock() + delay)
-            if unreachable(error):
-                mark_unreachable(session, session.get_one(Patient, patient_id), companion.clock())
+        release_for_retry(session, self.model, patient_id, companion.clock() + delay)
+        if unreachable(error):
+            mark_unreachable(session, session.get_one(Patient, patient_id), companion.clock())
         log.warning(
             "the %s for patient %s will be retried: %s",
             self.name,

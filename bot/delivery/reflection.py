@@ -4,9 +4,10 @@ buttons, one at a time per patient and in the schedule's order.
 Each prompt is a row of scheduled_prompts. A claim is a conditional UPDATE (status pending ->
 claimed, with a lease), so two dispatchers never send the same row; a crash between claim and
 "sent" leaves a claim whose lease expires and the row is sent again. A prompt can therefore,
-rarely, arrive twice, in two ways: Telegram accepted it just before a crash (the window is the
-few milliseconds between Telegram's answer and the UPDATE that records it), or Telegram
-accepted it but its answer was lost to a timeout and the send was retried.
+rarely, arrive twice, in two ways: Telegram accepted it just before a crash (the window runs
+from Telegram's answer to the transaction that records its batch, once the batch's slowest
+message is answered; a batch is at most IN_FLIGHT prompts), or Telegram accepted it but its
+answer was lost to a timeout and the send was retried.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from jinja2 import TemplateError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.companion import Companion
@@ -26,7 +27,7 @@ from bot.core.localtime import defer_past_quiet_hours
 from bot.core.schedule import Schedule
 from bot.db import queries
 from bot.db.models import Patient, PromptStatus, ScheduledPrompt, Treatment
-from bot.delivery.kind import IN_FLIGHT, Claimed, DispatchReport, unreachable
+from bot.delivery.kind import IN_FLIGHT, Claimed, Delivery, DispatchReport, unreachable
 from bot.domain.guides import notes_of
 from bot.domain.patients import mark_unreachable, quiet_hours_of, zone_of
 from bot.render.prompt_folder import prompt_context
@@ -150,23 +151,30 @@ class Outgoing:
     keyboard: InlineKeyboardMarkup | None
 
 
-def prepare(
-    companion: Companion, prompt_id: int, claim: datetime, report: DispatchReport
-) -> Outgoing | None:
-    """Render a claimed prompt; a step gone from the schedule or a broken template fails it.
+def compose_prompts(
+    companion: Companion, session: Session, batch: list[Claimed], report: DispatchReport
+) -> list[Delivery]:
+    """Render a batch of claimed prompts; a step gone from the schedule or a broken template
+    fails its prompt.
 
-    First the claim is renewed for a full lease and the attempt counted, unless the claim ran
-    out and another dispatcher took the prompt over: then it is theirs to send, not ours."""
+    First each claim is renewed for a full lease and the attempt counted, unless the claim ran
+    out and another dispatcher took the prompt over: then it is theirs to send, not ours. The
+    chats' locks are held by now: however long another instance held one, the claim is checked
+    after that wait."""
     renewed = companion.clock() + timedelta(seconds=companion.settings.claim_lease_seconds)
-    with companion.sessions.begin() as session:
-        if not queries.begin_attempt(session, prompt_id, claim, renewed):
+    ours = queries.begin_attempts(
+        session, [(claimed.row_id, claimed.lease) for claimed in batch], renewed
+    )
+    for claimed in batch:
+        if claimed.row_id not in ours:
             log.warning(
-                "prompt %s: the claim ran out before it was sent; left to others", prompt_id
+                "prompt %s: the claim ran out before it was sent; left to others", claimed.row_id
             )
-            return None
-        log.debug("prompt %s: claim renewed until %s", prompt_id, renewed)
-        claim = renewed
-        prompt, patient, treatment = queries.prompt_with_patient(session, prompt_id)
+    claimed_by_id = {claimed.row_id: claimed for claimed in batch}
+    loaded = queries.prompts_with_patients(session, [c.row_id for c in batch if c.row_id in ours])
+    notes = notes_of(session, sorted({treatment.id for _, _, treatment in loaded}))
+    deliveries = []
+    for prompt, patient, treatment in loaded:
         step = companion.schedule.step(prompt.step_key)
         try:
             if step is None:
@@ -182,123 +190,121 @@ def prepare(
                     now=companion.clock(),
                     zone=zone_of(patient, companion.settings.default_timezone),
                     guide_notes=[
-                        note.text
-                        for note in notes_of(session, [treatment.id])[treatment.id]
-                        if note.author == "guide"
+                        note.text for note in notes[treatment.id] if note.author == "guide"
                     ],
                 ),
             )
         except (LookupError, TemplateError, OSError) as exc:
             reason = f"cannot render step {prompt.step_key}: {type(exc).__name__}"
-            _finish(session, prompt.id, claim, status=PromptStatus.FAILED, last_error=reason)
+            _finish(session, prompt.id, renewed, status=PromptStatus.FAILED, last_error=reason)
             report.failed += 1
             log.error("prompt %s: %s", prompt.id, reason)
-            return None
-        return Outgoing(
+            continue
+        outgoing = Outgoing(
             prompt_id=prompt.id,
-            claim=claim,
+            claim=renewed,
             patient_id=patient.id,
             step_key=prompt.step_key,
             chat_id=patient.chat_id,
             text=text,
             keyboard=prompt_keyboard(companion, step, prompt.id),
         )
+        deliveries.append(Delivery(claimed_by_id[prompt.id], outgoing))
+    return deliveries
 
 
-async def send_prompt(
-    companion: Companion,
-    bot: Bot,
-    prompt_id: int,
-    chat_id: int,
-    claim: datetime,
-    report: DispatchReport,
+async def send_prompt(bot: Bot, outgoing: Outgoing) -> Message:
+    """The prompt, in parts if it is long; its buttons on the last."""
+    *first_parts, last_part = pack_blocks([outgoing.text])
+    for part in first_parts:
+        await bot.send_message(outgoing.chat_id, part)
+    return await bot.send_message(outgoing.chat_id, last_part, reply_markup=outgoing.keyboard)
+
+
+def record_prompts(
+    companion: Companion, session: Session, deliveries: list[Delivery], report: DispatchReport
 ) -> None:
-    """Send one claimed prompt and record what happened.
-
-    The chat's lock is held from before the claim is renewed until the prompt is recorded: a
-    reply to it is handled only once it is known as sent, and however long another instance
-    held the chat, the claim is checked after that wait.
-    """
-    async with companion.chat_lock(chat_id):
-        outgoing = prepare(companion, prompt_id, claim, report)
-        if outgoing is None:
-            return
-        # A clinic's template may outgrow Telegram's limit: split it, buttons on the last part.
-        *first_parts, last_part = pack_blocks([outgoing.text])
-        try:
-            for part in first_parts:
-                await bot.send_message(outgoing.chat_id, part)
-            message = await bot.send_message(
-                outgoing.chat_id, last_part, reply_markup=outgoing.keyboard
-            )
-        except TelegramError as exc:
-            _record_failure(companion, outgoing, exc, report)
-            return
-        with companion.sessions.begin() as session:
-            recorded = _finish(
-                session,
-                prompt_id,
-                outgoing.claim,
-                status=PromptStatus.SENT,
-                sent_at=companion.clock(),
-                telegram_message_id=message.message_id,
-                last_error=None,
-            )
-    if not recorded:
-        # It took longer than a lease to send: another dispatcher may send it too.
-        log.error("prompt %s was sent after its claim ran out", prompt_id)
-    report.sent.append(prompt_id)
-    report.delivered[NAME] += 1
-    log.info(
-        "sent prompt %s (step %s) to patient %s", prompt_id, outgoing.step_key, outgoing.patient_id
-    )
-
-
-def _record_failure(
-    companion: Companion, outgoing: Outgoing, error: TelegramError, report: DispatchReport
-) -> None:
+    """What became of each prompt of a batch: sent, refused, or given back unsent."""
     now = companion.clock()
-    with companion.sessions.begin() as session:
-        if isinstance(error, RetryAfter):
-            wait = error.retry_after
-            delay = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
+    for delivery in deliveries:
+        outgoing: Outgoing = delivery.message
+        if delivery.crashed:
+            continue  # the claim runs out and the prompt is taken again
+        if not delivery.begun:
+            # Given back unsent, due as it was: the next tick, here or elsewhere. It was no
+            # attempt.
             _finish(
                 session,
                 outgoing.prompt_id,
                 outgoing.claim,
                 status=PromptStatus.PENDING,
-                due_at=now + delay,
+                attempts=ScheduledPrompt.attempts - 1,
             )
-            queries.hold_back_prompts(session, outgoing.patient_id, now + delay)
-            report.retrying += 1
-            log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
-        elif unreachable(error):
-            # Blocked, or the account is gone: keep everything and stop sending (their rows are
-            # held, so not scanned again) until /start brings them back.
-            _finish(session, outgoing.prompt_id, outgoing.claim, status=PromptStatus.PENDING)
-            patient = session.get_one(Patient, outgoing.patient_id)
-            mark_unreachable(session, patient, now)
-            log.warning("patient %s cannot be reached; their prompts are held", patient.id)
-        elif isinstance(error, BadRequest):
-            reason = f"rejected by Telegram: {error.message[:150]}"
-            _finish(
-                session,
-                outgoing.prompt_id,
-                outgoing.claim,
-                status=PromptStatus.FAILED,
-                last_error=reason,
-            )
-            report.failed += 1
-            log.error("prompt %s was rejected by Telegram", outgoing.prompt_id)
-        else:
-            prompt = session.get_one(ScheduledPrompt, outgoing.prompt_id)
-            _retry_or_fail(session, prompt, outgoing.claim, now, type(error).__name__, report)
+            continue
+        if delivery.error is not None:
+            _record_failure(session, outgoing, delivery.error, now, report)
+            continue
+        message: Message = delivery.receipt
+        recorded = _finish(
+            session,
+            outgoing.prompt_id,
+            outgoing.claim,
+            status=PromptStatus.SENT,
+            sent_at=now,
+            telegram_message_id=message.message_id,
+            last_error=None,
+        )
+        if not recorded:
+            log.error("prompt %s was sent after its claim ran out", outgoing.prompt_id)
+        report.sent.append(outgoing.prompt_id)
+        report.delivered[NAME] += 1
+        log.info(
+            "sent prompt %s (step %s) to patient %s",
+            outgoing.prompt_id,
+            outgoing.step_key,
+            outgoing.patient_id,
+        )
 
 
-def _release(companion: Companion, prompt_id: int, claim: datetime) -> None:
-    """Give a claimed prompt back unsent, due as it was: the next tick, here or elsewhere."""
-    with companion.sessions.begin() as session:
-        _finish(session, prompt_id, claim, status=PromptStatus.PENDING)
+def _record_failure(
+    session: Session,
+    outgoing: Outgoing,
+    error: TelegramError,
+    now: datetime,
+    report: DispatchReport,
+) -> None:
+    if isinstance(error, RetryAfter):
+        wait = error.retry_after
+        delay = wait if isinstance(wait, timedelta) else timedelta(seconds=wait)
+        _finish(
+            session,
+            outgoing.prompt_id,
+            outgoing.claim,
+            status=PromptStatus.PENDING,
+            due_at=now + delay,
+        )
+        queries.hold_back_prompts(session, outgoing.patient_id, now + delay)
+        report.retrying += 1
+        log.warning("prompt %s: Telegram asks to wait %s", outgoing.prompt_id, delay)
+    elif unreachable(error):
+        _finish(session, outgoing.prompt_id, outgoing.claim, status=PromptStatus.PENDING)
+        patient = session.get_one(Patient, outgoing.patient_id)
+        mark_unreachable(session, patient, now)
+        log.warning("patient %s cannot be reached; their prompts are held", patient.id)
+    elif isinstance(error, BadRequest):
+        reason = f"rejected by Telegram: {error.message[:150]}"
+        _finish(
+            session,
+            outgoing.prompt_id,
+            outgoing.claim,
+            status=PromptStatus.FAILED,
+            last_error=reason,
+        )
+        report.failed += 1
+        log.error("prompt %s was rejected by Telegram", outgoing.prompt_id)
+    else:
+        prompt = session.get_one(ScheduledPrompt, outgoing.prompt_id)
+        _retry_or_fail(session, prompt, outgoing.claim, now, type(error).__name__, report)
 
 
 class ReflectionPromptKind:
@@ -314,13 +320,26 @@ class ReflectionPromptKind:
         chats = queries.chats_of_prompts(session, claimed)
         return [Claimed(prompt_id, chats[prompt_id], now + lease) for prompt_id in claimed]
 
-    async def deliver(
-        self, companion: Companion, bot: Bot, claimed: Claimed, report: DispatchReport
-    ) -> None:
-        await send_prompt(companion, bot, claimed.row_id, claimed.chat_id, claimed.lease, report)
+    def compose(
+        self,
+        companion: Companion,
+        session: Session,
+        batch: list[Claimed],
+        report: DispatchReport,
+    ) -> list[Delivery]:
+        return compose_prompts(companion, session, batch, report)
 
-    def release(self, companion: Companion, claimed: Claimed) -> None:
-        _release(companion, claimed.row_id, claimed.lease)
+    async def send(self, companion: Companion, bot: Bot, delivery: Delivery) -> Message:
+        return await send_prompt(bot, delivery.message)
+
+    def record(
+        self,
+        companion: Companion,
+        session: Session,
+        deliveries: list[Delivery],
+        report: DispatchReport,
+    ) -> None:
+        record_prompts(companion, session, deliveries, report)
 
 
 KIND = ReflectionPromptKind()
