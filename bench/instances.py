@@ -42,6 +42,7 @@ NUMBER = 6
 NAME = "PostgreSQL instances"
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET = "bench-instances-secret-0123456789"
+ONE_INSTANCE_GOAL = 150  # prompts a second
 FIRST_CHAT_ID = 10_000
 WAIT = 600.0
 
@@ -197,17 +198,33 @@ def run(quick: bool = False) -> list[Result]:
             timings[count] = asyncio.run(dispatch_with(count, url, key, patients, Path(folder)))
     one_rate = patients / timings[1][0]
     results = []
-    for count, (seconds, twice) in timings.items():
-        results.append(
-            Result.of(
-                NUMBER,
-                NAME,
-                f"{count} instance(s): prompts a second for {patients:,} due, vs 1 instance",
-                patients / seconds,
-                one_rate,
-                "/s",
-            )
+    # The figure for one instance is absolute: at least 150 prompts a second.
+    results.append(
+        Result(
+            NUMBER,
+            NAME,
+            f"1 instance: prompts a second for {patients:,} due (goal: {ONE_INSTANCE_GOAL} /s)",
+            one_rate,
+            ONE_INSTANCE_GOAL,
+            "/s",
+            f"≥ {ONE_INSTANCE_GOAL} /s",
+            one_rate >= ONE_INSTANCE_GOAL,
+            one_rate / ONE_INSTANCE_GOAL,
         )
+    )
+    for count, (seconds, twice) in timings.items():
+        if count > 1:
+            results.append(
+                Result.of(
+                    NUMBER,
+                    NAME,
+                    f"{count} instances: prompts a second for {patients:,} due, vs 1 instance "
+                    "(on this machine's 2 cores, shared with PostgreSQL and the fake)",
+                    patients / seconds,
+                    one_rate,
+                    "/s",
+                )
+            )
         results.append(
             Result.of(
                 NUMBER,

@@ -1,5 +1,6 @@
 """Benchmark 5, memory and start: the bot's resident memory and time to ready with 100,000
-patients and 1,000,000 scheduled prompts, against 10 patients.
+patients and 1,000,000 scheduled prompts, against 10 patients and against a bare
+python-telegram-bot echo bot (bench/echo_bot.py, started the same way).
 
 Each database has its patients (consented, one treatment each), ten future prompts per patient,
 and ten prompts due now (due again before each start). `python -m bot run` starts as a
@@ -150,6 +151,38 @@ def start_bot(fake: FakeApi, folder: Path, database: Path, key: str) -> Start:
     return Start(ready_at - spawned, rss, after_tick)
 
 
+def start_echo_bot(fake: FakeApi, folder: Path) -> Start:
+    """The bare echo bot (bench/echo_bot.py): from spawn to its first getUpdates."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": fake.base_url,
+    }
+    fake.reset()
+    with (folder / "echo.log").open("ab") as log:
+        spawned = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.echo_bot"], cwd=folder, env=env, stderr=log
+        )
+    try:
+        while (ready_at := fake.stats()["first_poll_at"]) is None:
+            if process.poll() is not None or time.monotonic() - spawned > READY_WITHIN:
+                raise RuntimeError(
+                    f"the echo bot did not start: {(folder / 'echo.log').read_text()}"
+                )
+            time.sleep(0.01)
+        rss = rss_mib(process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return Start(ready_at - spawned, rss, rss)
+
+
 def start_apscheduler(url: str) -> Start:
     spawned = time.monotonic()
     process = subprocess.Popen(
@@ -229,8 +262,11 @@ def run(quick: bool = False) -> list[Result]:
         populate(small, key, 10)
         populate(large, key, patients)
         ours: dict[Path, list[Start]] = {small: [], large: []}
+        echoes: list[Start] = []
         start_bot(fake, folder, small, key)  # not counted: the first start warms caches
+        start_echo_bot(fake, folder)
         for _ in range(starts):
+            echoes.append(start_echo_bot(fake, folder))
             for database in (small, large):
                 ours[database].append(start_bot(fake, folder, database, key))
         per_prompt = our_seconds_per_prompt(large, key, 50 if quick else 200)
@@ -244,10 +280,33 @@ def run(quick: bool = False) -> list[Result]:
             for url in (aps_small, aps_large):
                 theirs[url].append(start_apscheduler(url))
     bot_small, bot_large = median_start(ours[small]), median_start(ours[large])
+    echo = median_start(echoes)
     aps_10, aps_many = median_start(theirs[aps_small]), median_start(theirs[aps_large])
     size = f"{patients:,} patients, {patients * PROMPTS_PER_PATIENT:,} prompts vs 10 patients"
     jobs_text = f"{jobs:,} jobs vs 10"
     return [
+        Result.of(
+            NUMBER,
+            NAME,
+            f"time to ready (spawn to first getUpdates), {patients:,} patients, "
+            f"{patients * PROMPTS_PER_PATIENT:,} prompts vs a bare PTB echo bot",
+            bot_large.seconds,
+            echo.seconds,
+            "s",
+            "≤ 2 × the echo bot's",
+            lambda ratio: ratio <= 2,
+        ),
+        Result.of(
+            NUMBER,
+            NAME,
+            f"resident memory when ready, {patients:,} patients, "
+            f"{patients * PROMPTS_PER_PATIENT:,} prompts vs a bare PTB echo bot",
+            bot_large.rss,
+            echo.rss,
+            "MiB",
+            "≤ 1.5 × the echo bot's",
+            lambda ratio: ratio <= 1.5,
+        ),
         Result.of(
             NUMBER,
             NAME,
