@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,10 +114,38 @@ def make_due(database: Path) -> None:
     engine.dispose()
 
 
+@contextmanager
+def polling(
+    fake: FakeApi, folder: Path, module: list[str], env: dict[str, str], log_name: str
+) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """`python -m <module>` in `folder` until its first getUpdates: the process and its time
+    from spawn to then; terminated on leaving."""
+    fake.reset()
+    log_path = folder / log_name
+    with log_path.open("ab") as log:
+        spawned = time.monotonic()
+        # In the temporary folder: no .env of this repository is read.
+        process = subprocess.Popen(
+            [sys.executable, "-m", *module], cwd=folder, env={**os.environ, **env}, stderr=log
+        )
+    try:
+        while (ready_at := fake.stats()["first_poll_at"]) is None:
+            if process.poll() is not None or time.monotonic() - spawned > READY_WITHIN:
+                raise RuntimeError(f"{module[0]} did not start: {log_path.read_text()}")
+            time.sleep(0.01)
+        yield process, ready_at - spawned
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def start_bot(fake: FakeApi, folder: Path, database: Path, key: str) -> Start:
     make_due(database)
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{database}",
         "DATA_KEYS": key,
         "TELEGRAM_BOT_TOKEN": TOKEN,
@@ -124,63 +154,25 @@ def start_bot(fake: FakeApi, folder: Path, database: Path, key: str) -> Start:
         "DISPATCH_INTERVAL_SECONDS": "1",
         "DEFAULT_TIMEZONE": "UTC",
     }
-    fake.reset()
-    with (folder / "bot.log").open("ab") as log:
-        spawned = time.monotonic()
-        # In the temporary folder: no .env of this repository is read.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=folder, env=env, stderr=log
-        )
-    try:
-        while (ready_at := fake.stats()["first_poll_at"]) is None:
-            if process.poll() is not None or time.monotonic() - spawned > READY_WITHIN:
-                raise RuntimeError(f"the bot did not start: {(folder / 'bot.log').read_text()}")
-            time.sleep(0.01)
+    with polling(fake, folder, ["bot", "run"], env, "bot.log") as (process, seconds):
         rss = rss_mib(process.pid)
         if fake.wait_sends(DUE, timeout=30)["sends"] < DUE:
             raise RuntimeError(f"the first tick did not send: {(folder / 'bot.log').read_text()}")
         time.sleep(0.5)  # the tick records what it sent
         after_tick = rss_mib(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return Start(ready_at - spawned, rss, after_tick)
+    return Start(seconds, rss, after_tick)
 
 
 def start_echo_bot(fake: FakeApi, folder: Path) -> Start:
     """The bare echo bot (bench/echo_bot.py): from spawn to its first getUpdates."""
     env = {
-        **os.environ,
         "PYTHONPATH": str(ROOT),
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": fake.base_url,
     }
-    fake.reset()
-    with (folder / "echo.log").open("ab") as log:
-        spawned = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.echo_bot"], cwd=folder, env=env, stderr=log
-        )
-    try:
-        while (ready_at := fake.stats()["first_poll_at"]) is None:
-            if process.poll() is not None or time.monotonic() - spawned > READY_WITHIN:
-                raise RuntimeError(
-                    f"the echo bot did not start: {(folder / 'echo.log').read_text()}"
-                )
-            time.sleep(0.01)
+    with polling(fake, folder, ["bench.echo_bot"], env, "echo.log") as (process, seconds):
         rss = rss_mib(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return Start(ready_at - spawned, rss, rss)
+    return Start(seconds, rss, rss)
 
 
 def start_apscheduler(url: str) -> Start:
