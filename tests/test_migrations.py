@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from bot.config import Settings
-from bot.db.crypto import Cipher
-from bot.db.migrate import alembic_config, upgrade_to_head
+from bot.db.crypto import Cipher, new_key, use_cipher
+from bot.db.migrate import alembic_config, head_revision, upgrade_to_head
 from bot.db.models import Base, Entry, Goal, GoalCheck, Patient, Practice, Reminder
 from bot.db.queries import due_prompts_statement
 from bot.db.session import create_db_engine, create_session_factory
@@ -160,3 +163,29 @@ def test_it_encrypts_what_was_plain_before_0013_and_reads_it_back(
     assert plain == {(table, column): value for table, column, value in PLAIN_BEFORE_0013}
     assert kinds == ["text", "voice"]
     engine.dispose()
+
+
+def test_the_head_it_knows_without_alembic_is_alembic_s_head() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert head_revision() == script.get_current_head()
+
+
+def test_a_start_on_a_database_at_its_newest_revision_does_not_load_alembic(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'started.sqlite3'}"
+    use_cipher(Cipher([new_key().encode()]))
+    engine = create_db_engine(url)
+    upgrade_to_head(engine)  # the first start migrates
+    engine.dispose()
+    probe = (
+        "import sys\n"
+        "from bot.db.migrate import upgrade_to_head\n"
+        "from bot.db.session import create_db_engine\n"
+        f"upgrade_to_head(create_db_engine({url!r}))\n"
+        "print('alembic' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "False"
