@@ -15,7 +15,7 @@ import pytest
 from bot.app import build_companion
 from bot.config import Settings
 from bot.db.session import SessionFactory
-from bot.telegram.coordination import SendSlots
+from bot.telegram.coordination import SendSlots, overall_lane
 from bot.telegram.ratelimit import Limit, TelegramRateLimiter
 from tests.auxil.virtual_time import VirtualTime
 
@@ -173,3 +173,28 @@ async def test_a_429_pauses_every_instance(sessions: SessionFactory):
     ours.pause(5.0)
     await time.run(theirs.take_overall())
     assert time.now == pytest.approx(5.0, abs=0.3)
+
+
+async def test_an_instance_uses_only_the_lanes_its_limit_gives_it(sessions: SessionFactory):
+    """The overall lanes are one range of keys, read as a range: an instance configured for
+    fewer lanes than another created never takes the others' extra ones."""
+    time = VirtualTime()
+
+    def slots(lanes: int) -> SendSlots:
+        return SendSlots(
+            sessions,
+            overall_lanes=lanes,
+            overall_period=1.0,
+            chat_period=1.0,
+            hold=HOLD,
+            clock=time.clock,
+            sleep=time.sleep,
+        )
+
+    larger, smaller = slots(12), slots(3)
+    await time.run(larger.take_overall())  # creates twelve lanes, holds one
+    held = await time.run(*(smaller.take_overall() for _ in range(2)))
+    assert time.now == 0.0  # two more of its three lanes were free
+    assert {lane.key for lane in held} <= {overall_lane(n) for n in range(3)}
+    await time.run(smaller.take_overall())  # its three are held: it waits
+    assert time.now > 1.0

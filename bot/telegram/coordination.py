@@ -147,6 +147,13 @@ class Lane:
     period: float
 
 
+LANE_DIGITS = 6
+
+
+def overall_lane(number: int) -> str:
+    return f"all:{number:0{LANE_DIGITS}d}"
+
+
 class SendSlots:
     """Telegram's limits across instances, kept as lanes in `send_slots`.
 
@@ -178,7 +185,11 @@ class SendSlots:
         self.overall_period = overall_period
         self.chat_period = chat_period
         self.hold = hold
-        self._lanes = [f"all:{n}" for n in range(max(1, overall_lanes))]
+        # Zero-padded, so the lanes are one range of keys: a query names the range, not each
+        # of thousands of keys (which made every send compile and ship a 10,000-key IN list).
+        count = max(1, min(overall_lanes, 10**LANE_DIGITS - 1))
+        self._lanes = [overall_lane(n) for n in range(count)]
+        self._in_lanes = and_(SendSlot.key >= overall_lane(0), SendSlot.key < overall_lane(count))
         self._clock = clock
         self._sleep = sleep
         self._lanes_exist = False
@@ -226,7 +237,7 @@ class SendSlots:
         with self.sessions.begin() as session:
             session.execute(
                 update(SendSlot)
-                .where(SendSlot.key.in_(self._lanes), SendSlot.next_at < until)
+                .where(self._in_lanes, SendSlot.next_at < until)
                 .values(next_at=until)
             )
 
@@ -269,7 +280,7 @@ class SendSlots:
         held_until = now + self.overall_period + self.hold
         free = (
             select(SendSlot.key)
-            .where(SendSlot.key.in_(self._lanes), SendSlot.next_at <= now)
+            .where(self._in_lanes, SendSlot.next_at <= now)
             .order_by(SendSlot.next_at)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -283,9 +294,7 @@ class SendSlots:
         ).scalar()
         if key is not None:
             return Lane(key, held_until, self.overall_period)
-        soonest = session.scalar(
-            select(func.min(SendSlot.next_at)).where(SendSlot.key.in_(self._lanes))
-        )
+        soonest = session.scalar(select(func.min(SendSlot.next_at)).where(self._in_lanes))
         return float(soonest if soonest is not None else now)
 
     def _create_lanes(self) -> None:
