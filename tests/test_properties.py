@@ -1162,13 +1162,19 @@ def database_url(folder: Path) -> str:
     return url
 
 
+# On PostgreSQL the same rules run again for what differs there (SQL, locks, types); the
+# behaviour they explore was explored on SQLite, so a third of the examples suffice.
+ON_POSTGRESQL = bool(os.environ.get("TEST_DATABASE_URL"))
+EXAMPLES = 20 if ON_POSTGRESQL else 60
+
+
 @pytest.mark.slow
 def test_it_keeps_its_properties_under_generated_updates() -> None:
     STATS.update(examples=0, updates=0)
     run_state_machine_as_test(
         CompanionMachine,
         settings=hypothesis.settings(
-            max_examples=60,
+            max_examples=EXAMPLES,
             stateful_step_count=120,
             deadline=None,  # a step is a round trip through HTTP and the database
             derandomize=True,  # the same examples on every run, in CI too
@@ -1176,4 +1182,4 @@ def test_it_keeps_its_properties_under_generated_updates() -> None:
         ),
     )
     # The properties held over thousands of updates, not over a handful.
-    assert STATS["updates"] >= 3000, STATS
+    assert STATS["updates"] >= 50 * EXAMPLES, STATS
